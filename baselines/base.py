@@ -1,0 +1,220 @@
+"""The method contract and registry.
+
+A method is one class registered with :func:`register_method`::
+
+    @register_method("my_method", kinds={"image", "video", "colour", "binary"}, config=MyConfig)
+    class MyMethod(Method):
+        def fit(self, train, val, ctx): ...
+        def predict(self, batch) -> Prediction: ...
+
+``train``/``val`` are :class:`generators.SplitDataset` (``ctx.device`` tells where to train; a
+whole split moves there with ``train.to(device)``). ``batch`` is a dict with ``video`` uint8
+``[B,T,H,W,C]`` (a torch tensor on ``ctx.device``). Image methods (``frame_by_frame=True``) see
+videos as ``[B*T,1,H,W,C]`` and the harness folds their predictions back.
+
+Hyper-parameters are one dataclass per method; ``Config.for_dataset(dataset, variant)`` returns the
+paper's per-dataset values (a classmethod the config may define), and the profile scales only
+steps and data (``ctx.scale_steps``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import importlib.util
+import json
+import pkgutil
+import sys
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping
+
+KINDS = frozenset({"image", "video", "colour", "binary"})
+ENTRY_POINT_GROUP = "ocbench.methods"
+
+
+class MethodError(Exception):
+    """Unknown method names, bad plugins, predictions that break the contract."""
+
+
+@dataclasses.dataclass
+class Prediction:
+    """What ``predict`` returns for a batch of B samples of T frames.
+
+    masks: integer ``[B,T,H,W]`` segment ids (0 may mean background; ids stable over time for
+    tracking methods). recon: float ``[B,T,H,W,C]`` in [0,1]. soft_masks: ``[B,T,K,H,W]``.
+    classes: ``[B,K]`` class id per predicted segment id (for semantic scores).
+    background_ids: segment ids the method declares as background (dropped by tracking metrics).
+    """
+
+    masks: Any
+    recon: Any = None
+    soft_masks: Any = None
+    classes: Any = None
+    background_ids: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass
+class FitContext:
+    device: str = "cpu"
+    seed: int = 0
+    profile: str = "quick"
+    dataset: str = ""
+    variant: str = ""
+    checkpoint_dir: Path | None = None
+    log: Callable[[str], None] = print
+    # fraction of the paper schedule a profile runs, and an absolute cap; see scale_steps
+    step_scale: float = 1.0
+    max_steps: int | None = None
+    time_budget_s: float | None = None
+    progress: bool = True
+    # filled by the method during fit: e.g. {"curve": [...], "steps": n}; stored in the record
+    info: dict = dataclasses.field(default_factory=dict)
+
+    def scale_steps(self, paper_steps: int, minimum: int = 1) -> int:
+        n = max(minimum, int(round(paper_steps * self.step_scale)))
+        if self.max_steps is not None:
+            n = min(n, self.max_steps)
+        return max(1, n)
+
+
+@dataclasses.dataclass
+class DatasetInfo:
+    """What a method may know about the data before fitting."""
+
+    name: str
+    variant: str
+    kind: str  # image | video
+    shape: tuple[int, int, int, int]  # T, H, W, C
+    max_objects: int  # most ground-truth objects in one sample (excluding background)
+
+    @property
+    def colour(self) -> bool:
+        return self.shape[3] == 3
+
+
+class Method:
+    name: ClassVar[str] = ""
+    kinds: ClassVar[frozenset] = frozenset()
+    Config: ClassVar[type | None] = None
+    frame_by_frame: ClassVar[bool] = False  # image methods on video datasets
+    learned: ClassVar[bool] = True
+
+    def __init__(self, config: Any, info: DatasetInfo):
+        self.config = config
+        self.info = info
+
+    def fit(self, train, val, ctx: FitContext) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def predict(self, batch: Mapping[str, Any]) -> Prediction:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @classmethod
+    def supports(cls, info: DatasetInfo) -> bool:
+        kinds = cls.kinds
+        if info.kind == "video" and "video" not in kinds and not ("image" in kinds and cls.frame_by_frame):
+            return False
+        if info.kind == "image" and "image" not in kinds:
+            return False
+        if info.colour and "colour" not in kinds:
+            return False
+        if not info.colour and "binary" not in kinds:
+            return False
+        return True
+
+    @classmethod
+    def make_config(cls, dataset: str, variant: str, overrides: Mapping[str, Any] | None = None):
+        if cls.Config is None:
+            return None
+        maker = getattr(cls.Config, "for_dataset", None)
+        cfg = maker(dataset, variant) if maker else cls.Config()
+        if overrides:
+            names = {f.name for f in dataclasses.fields(cfg)}
+            bad = sorted(set(overrides) - names)
+            if bad:
+                raise MethodError(f"{cls.name}: unknown hyper-parameters {bad}; valid: {sorted(names)}")
+            cfg = dataclasses.replace(cfg, **dict(overrides))
+        return cfg
+
+
+_METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(name: str, *, kinds: set[str] | frozenset[str], config: type | None = None,
+                    frame_by_frame: bool | None = None, learned: bool = True):
+    bad = set(kinds) - KINDS
+    if bad:
+        raise ValueError(f"unknown kinds {sorted(bad)}; valid: {sorted(KINDS)}")
+
+    def deco(cls: type[Method]) -> type[Method]:
+        cls.name = name
+        cls.kinds = frozenset(kinds)
+        if config is not None:
+            cls.Config = config
+        if frame_by_frame is not None:
+            cls.frame_by_frame = frame_by_frame
+        else:
+            cls.frame_by_frame = "video" not in kinds
+        cls.learned = learned
+        _METHODS[name] = cls
+        return cls
+
+    return deco
+
+
+_DISCOVERED = False
+
+
+def _discover() -> None:
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    pkg = sys.modules[__package__]
+    for m in pkgutil.iter_modules(pkg.__path__):
+        if not m.name.startswith("_") and m.name not in ("base",):
+            importlib.import_module(f"{__package__}.{m.name}")
+    try:
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            ep.load()
+    except Exception as e:  # a broken third-party plugin must not hide the built-in methods
+        print(f"warning: an {ENTRY_POINT_GROUP} entry point failed to load: {e}", file=sys.stderr)
+
+
+def load_plugin(path: str | Path) -> list[str]:
+    """Import a method file from outside the package; returns the names it registered."""
+    path = Path(path)
+    if not path.is_file():
+        raise MethodError(f"plugin file {path} does not exist")
+    before = set(_METHODS)
+    mod_name = "ocbench_plugin_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        raise MethodError(f"plugin {path} failed to import: {type(e).__name__}: {e}") from e
+    new = sorted(set(_METHODS) - before)
+    if not new:
+        raise MethodError(f"plugin {path} registered no method (use @baselines.register_method)")
+    return new
+
+
+def methods() -> dict[str, type[Method]]:
+    _discover()
+    return dict(_METHODS)
+
+
+def get_method(name: str) -> type[Method]:
+    reg = methods()
+    if name not in reg:
+        raise MethodError(f"unknown method {name!r}; valid methods: {sorted(reg)}")
+    return reg[name]
+
+
+def config_hash(config: Any) -> str:
+    d = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else (config or {})
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
