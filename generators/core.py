@@ -157,7 +157,8 @@ def sample_seed(name: str, seed_key: str, version: str, split: str, index: int) 
 def sample_seeds(spec: DatasetSpec, variant: str | None, split: str, indices: Iterable[int]) -> np.ndarray:
     v = spec.variant(variant)
     key = spec.variants[v].seed_key or v
-    base_split = split
+    # a split may borrow another split's seeds (same scenes, other rendering), e.g. colours8 test sets
+    base_split = spec.config(v, split).get("seed_split", split)
     return np.array([sample_seed(spec.name, key, spec.version, base_split, i) for i in indices], dtype=np.uint64)
 
 
