@@ -1,0 +1,347 @@
+"""``python -m benchmark``: datasets, generate, show, methods, run, results, score, export, leaderboard."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import generators
+from generators.core import PROFILES
+
+from .store import ResultsStore, default_root
+
+
+def _add_data_root(p):
+    p.add_argument("--data-root", default=None,
+                   help=f"dataset folder (default: ${generators.core.ENV_ROOT} or ~/.cache/ocbench/datasets)")
+
+
+def _add_results(p):
+    p.add_argument("--results", default=None, help="results store folder (default: $OCBENCH_RESULTS or ./results)")
+
+
+def _progress_bar(desc: str, total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="sample", leave=True, file=sys.stderr,
+                disable=not sys.stderr.isatty() and os.environ.get("OCBENCH_PROGRESS") != "1")
+
+
+# ------------------------------------------------------------------------------ datasets
+
+def cmd_datasets(a) -> int:
+    reg = generators.registry()
+    rows = []
+    for name, spec in sorted(reg.items()):
+        for v in spec.variants:
+            sizes = {p: sum(spec.sizes[p][s] for s in spec.split_names(p, v)) for p in PROFILES}
+            st = generators.status(name, v, a.profile, a.data_root)
+            state = "verified" if all(x == "verified" for x in st.values()) else (
+                "missing" if all(x == "missing" for x in st.values()) else
+                ", ".join(f"{k}: {x.split(':')[0]}" for k, x in st.items() if x != "verified"))
+            rows.append((name, v, spec.kind, " / ".join(f"{p} {sizes[p]}" for p in PROFILES),
+                         ",".join(spec.test_splits(a.profile, v)), state))
+    if a.json:
+        print(json.dumps([dict(zip(("dataset", "variant", "kind", "sizes", "test_splits", a.profile), r))
+                          for r in rows], indent=1))
+        return 0
+    w = [max(len(str(r[i])) for r in rows + [("dataset", "variant", "kind", "samples per profile",
+                                                "test splits", "status")]) for i in range(6)]
+    head = ("dataset", "variant", "kind", "samples per profile", "test splits", f"status ({a.profile})")
+    print("  ".join(h.ljust(w[i]) for i, h in enumerate(head)))
+    for r in rows:
+        print("  ".join(str(x).ljust(w[i]) for i, x in enumerate(r)))
+    print(f"\ndata root: {generators.data_root(a.data_root)}")
+    return 0
+
+
+def cmd_generate(a) -> int:
+    reg = generators.registry()
+    if a.all:
+        targets = [(n, v) for n in sorted(reg) for v in reg[n].variants]
+    elif a.name:
+        spec = generators.get_spec(a.name)
+        targets = [(a.name, spec.variant(a.variant))] if a.variant else [(a.name, v) for v in spec.variants]
+    else:
+        print("error: give a dataset name or --all", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    for name, v in targets:
+        spec = reg[name]
+        for split in spec.split_names(a.profile, v):
+            n = spec.size(a.profile, split, v)
+            bar = _progress_bar(f"{name}/{v}/{split}", n)
+            last = [0]
+
+            def prog(done, total, bar=bar, last=last):
+                bar.update(done - last[0])
+                last[0] = done
+
+            t1 = time.time()
+            folder = generators.generate_split(name, split, v, a.profile, a.data_root, workers=a.workers,
+                                               force=a.force, progress=prog)
+            bar.close()
+            print(f"{name}/{v}/{a.profile}/{split}: {n} samples verified in {folder} ({time.time() - t1:.1f}s)")
+    print(f"done in {time.time() - t0:.1f}s")
+    return 0
+
+
+def cmd_show(a) -> int:
+    from generators.show import save_grid
+
+    ds = generators.load(a.name, a.split, a.variant, a.profile, a.data_root, generate=a.generate)
+    out = Path(a.out or f"{a.name}_{ds.variant}_{a.split}.png")
+    save_grid(ds, out, n=a.n, frames=a.frames)
+    print(f"wrote {out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ methods/run
+
+def _load_plugins(paths):
+    from baselines import load_plugin
+
+    names = []
+    for p in paths or []:
+        names += load_plugin(p)
+    return names
+
+
+def cmd_methods(a) -> int:
+    from baselines import methods
+
+    _load_plugins(a.plugin)
+    for name, cls in sorted(methods().items()):
+        print(f"{name:18s} kinds={','.join(sorted(cls.kinds)):28s} learned={cls.learned}  "
+              f"{'frame-by-frame on video' if cls.frame_by_frame else ''}")
+    return 0
+
+
+def _parse_overrides(items):
+    out: dict = {}
+    for it in items or []:
+        key, _, val = it.partition("=")
+        m, _, p = key.partition(".")
+        if not p or not _:
+            raise SystemExit(f"--set expects METHOD.PARAM=VALUE, got {it!r}")
+        try:
+            v = json.loads(val)
+        except ValueError:
+            v = val
+        out.setdefault(m, {})[p] = v
+    return out
+
+
+def cmd_run(a) -> int:
+    from . import runner
+
+    plugin_names = _load_plugins(a.plugin)
+    if not a.all and not a.methods and not a.datasets:
+        print("error: say --all, or choose --methods and/or --datasets", file=sys.stderr)
+        return 2
+    datasets = runner.parse_datasets(a.datasets)
+    method_names = a.methods or None
+    if method_names:
+        from baselines import get_method
+
+        for m in method_names:
+            get_method(m)
+    device = runner.resolve_device(a.device)
+    units, incompatible = runner.plan(method_names, datasets, a.profile, a.seeds)
+    opts = runner.RunOptions(profile=a.profile, device=device, results=Path(a.results or default_root()),
+                             data_root=a.data_root, work_dir=Path(a.work_dir), retry_failed=a.retry_failed,
+                             force=a.force, time_budget_s=a.time_budget, max_steps=a.max_steps,
+                             overrides=_parse_overrides(a.set), plugins=tuple(str(Path(p).resolve()) for p in a.plugin or ()),
+                             workers=a.workers, progress=not a.no_progress)
+    if incompatible and a.verbose:
+        print("not compatible (left out): " + "; ".join(incompatible), file=sys.stderr)
+    summary = runner.run_grid(units, opts, jobs=a.jobs)
+    if not a.no_leaderboard:
+        paths = _build_leaderboard(opts.results, a.profile)
+        if paths:
+            print(f"leaderboard: {paths.get('markdown') or next(iter(paths.values()))}")
+    print(f"runs: {summary['planned']} planned, {summary['skipped']} skipped (already stored), "
+          f"{summary['ran']} ran -> {summary['ok']} records ok, {summary['failed']} failed "
+          f"in {summary['seconds']:.0f}s")
+    for f in summary["failures"][:20]:
+        print(f"  failed: {f}")
+    return 1 if summary["failed"] else 0
+
+
+def _build_leaderboard(results_root: Path, profile: str | None):
+    import leaderboard
+
+    store = ResultsStore(results_root)
+    recs = store.records(profile)
+    for p in store.problems:
+        print(f"warning: {p}", file=sys.stderr)
+    out = Path(results_root) / "leaderboard" / (profile or "all")
+    paths = leaderboard.build(recs, out, profile=profile)
+    return {k: str(v) for k, v in paths.items()}
+
+
+def cmd_leaderboard(a) -> int:
+    paths = _build_leaderboard(Path(a.results or default_root()), a.profile)
+    for k, v in paths.items():
+        print(f"{k}: {v}")
+    return 0
+
+
+def cmd_results(a) -> int:
+    store = ResultsStore(Path(a.results or default_root()))
+    recs = store.records(a.profile, method=a.method, dataset=a.dataset, variant=a.variant, split=a.split,
+                         status=a.status)
+    for p in store.problems:
+        print(f"warning: {p}", file=sys.stderr)
+    if a.json:
+        print(json.dumps(recs, indent=1))
+        return 0
+    keys = a.metrics.split(",") if a.metrics else ["fg_ari", "ari", "miou", "mbo", "mse", "mota"]
+    print(f"{'run_id':70s} {'status':7s} " + " ".join(f"{k:>8s}" for k in keys))
+    for r in recs:
+        vals = []
+        for k in keys:
+            v = (r.get("metrics") or {}).get(k, {})
+            v = v.get("value") if isinstance(v, dict) else v
+            vals.append(f"{v:8.4f}" if isinstance(v, (int, float)) else f"{'-':>8s}")
+        print(f"{r['run_id']:70s} {r['status']:7s} " + " ".join(vals))
+    print(f"{len(recs)} records")
+    return 0
+
+
+def cmd_score(a) -> int:
+    from . import external
+
+    rec = external.score_file(a.dataset, a.split, a.predictions, variant=a.variant, profile=a.profile,
+                              data_root=a.data_root, method=a.method, seed=a.seed,
+                              results=Path(a.results or default_root()) if a.method else None)
+    for k, v in rec["metrics"].items():
+        print(f"{k:22s} {v['value'] if v.get('value') is not None else 'undefined'}  (n={v.get('n')})")
+    if a.method:
+        print(f"stored as {rec['run_id']}")
+    return 0
+
+
+def cmd_export(a) -> int:
+    from . import external
+
+    out = external.export_split(a.dataset, a.split, a.out, variant=a.variant, profile=a.profile,
+                                data_root=a.data_root)
+    print(f"wrote {out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ parser
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("datasets", help="list datasets, variants, sizes per profile and whether generated")
+    p.add_argument("--profile", default="quick", choices=PROFILES)
+    p.add_argument("--json", action="store_true")
+    _add_data_root(p)
+    p.set_defaults(fn=cmd_datasets)
+
+    p = sub.add_parser("generate", help="generate the splits of a dataset (or --all)")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--variant", default=None)
+    p.add_argument("--profile", default="quick", choices=PROFILES)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--force", action="store_true", help="regenerate even if a verified split exists")
+    _add_data_root(p)
+    p.set_defaults(fn=cmd_generate)
+
+    p = sub.add_parser("show", help="write a PNG grid of samples with their masks overlaid")
+    p.add_argument("name")
+    p.add_argument("--variant", default=None)
+    p.add_argument("--split", default="train")
+    p.add_argument("--profile", default="quick", choices=PROFILES)
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--frames", type=int, default=6, help="frames per row for videos")
+    p.add_argument("--out", default=None)
+    p.add_argument("--generate", action="store_true", help="generate the split first if missing")
+    _add_data_root(p)
+    p.set_defaults(fn=cmd_show)
+
+    p = sub.add_parser("methods", help="list registered methods")
+    p.add_argument("--plugin", action="append")
+    p.set_defaults(fn=cmd_methods)
+
+    p = sub.add_parser("run", help="fit and score methods on the fixed splits, then rebuild the leaderboard")
+    p.add_argument("--all", action="store_true", help="every registered method on every dataset")
+    p.add_argument("--methods", nargs="+")
+    p.add_argument("--datasets", nargs="+", help="names, or name:variant")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="default: the profile's seeds")
+    p.add_argument("--profile", default="quick", choices=PROFILES)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="dataset generation processes")
+    p.add_argument("--plugin", action="append", help="a Python file that registers methods")
+    p.add_argument("--set", action="append", help="hyper-parameter override METHOD.PARAM=VALUE")
+    p.add_argument("--time-budget", type=float, default=None, help="seconds per fit (overrides the profile)")
+    p.add_argument("--max-steps", type=int, default=None, help="training steps cap (overrides the profile)")
+    p.add_argument("--retry-failed", action="store_true")
+    p.add_argument("--force", action="store_true", help="re-run even what is in the store")
+    p.add_argument("--work-dir", default="runs", help="checkpoints")
+    p.add_argument("--no-leaderboard", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true")
+    _add_data_root(p)
+    _add_results(p)
+    p.set_defaults(fn=cmd_run)
+
+    p = sub.add_parser("results", help="list and filter stored run records")
+    p.add_argument("--profile", default=None)
+    for k in ("method", "dataset", "variant", "split", "status"):
+        p.add_argument(f"--{k}", default=None)
+    p.add_argument("--metrics", default=None, help="comma-separated metric columns")
+    p.add_argument("--json", action="store_true")
+    _add_results(p)
+    p.set_defaults(fn=cmd_results)
+
+    p = sub.add_parser("score", help="score a predictions file (.npz) made by any code against a split")
+    p.add_argument("dataset")
+    p.add_argument("--split", default="test")
+    p.add_argument("--variant", default=None)
+    p.add_argument("--profile", default="quick", choices=PROFILES)
+    p.add_argument("--predictions", required=True, help=".npz with masks [N,T,H,W] (and optional recon)")
+    p.add_argument("--method", default=None, help="store the result under this method name")
+    p.add_argument("--seed", type=int, default=0)
+    _add_data_root(p)
+    _add_results(p)
+    p.set_defaults(fn=cmd_score)
+
+    p = sub.add_parser("export", help="write a split as one plain .npz (video, masks, objects)")
+    p.add_argument("dataset")
+    p.add_argument("--split", default="test")
+    p.add_argument("--variant", default=None)
+    p.add_argument("--profile", default="quick", choices=PROFILES)
+    p.add_argument("--out", required=True)
+    _add_data_root(p)
+    p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("leaderboard", help="rebuild the leaderboard from the results store")
+    p.add_argument("--profile", default=None)
+    _add_results(p)
+    p.set_defaults(fn=cmd_leaderboard)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from baselines.base import MethodError
+
+    try:
+        return args.fn(args) or 0
+    except (generators.DatasetError, MethodError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
