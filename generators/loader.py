@@ -106,8 +106,8 @@ class DeviceSplit:
 
         self.source = split
         self.device = torch.device(device)
-        self.video = torch.from_numpy(np.ascontiguousarray(split.video)).to(self.device)
-        self.masks = torch.from_numpy(np.ascontiguousarray(split.masks)).to(self.device)
+        self.video = torch.from_numpy(np.array(split.video)).to(self.device)
+        self.masks = torch.from_numpy(np.array(split.masks)).to(self.device)
         for attr in ("dataset", "variant", "profile", "split", "kind", "config", "manifest_hash", "shape"):
             setattr(self, attr, getattr(split, attr))
 
