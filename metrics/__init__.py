@@ -1,0 +1,50 @@
+"""ocbench metrics: pure functions on batched id maps / images, plus streaming accumulators.
+
+Conventions: ``/work/shared/specs/metrics.md`` (cited as §n in the code). Inputs are numpy arrays or
+torch tensors; per-sample results are float64 ``[B]`` of the same kind (torch on the input's
+device). ``lpips`` and ``LPIPSWeightsMissing`` live in ``metrics.lpips`` and are loaded lazily, so
+``import metrics`` never builds or loads a network.
+"""
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+from .segmentation import ari, ari_frame, contingency, fg_ari, fg_ari_frame
+from .versions import VERSIONS, version
+
+_LAZY = ("lpips", "LPIPSWeightsMissing")
+
+__all__ = ["ari", "fg_ari", "ari_frame", "fg_ari_frame", "contingency", "VERSIONS", "version", *_LAZY]
+
+
+def _load_lpips() -> types.ModuleType:
+    import importlib
+
+    return importlib.import_module(f"{__name__}.lpips")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        mod = _load_lpips()
+        value = getattr(mod, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _MetricsPackage(types.ModuleType):
+    """Keeps ``metrics.lpips`` the *function* once the submodule of the same name is imported.
+
+    The import system binds a loaded submodule as an attribute of its package, which would
+    shadow the ``lpips`` function re-exported here; this setattr hook binds the function instead.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "lpips" and isinstance(value, types.ModuleType):
+            value = getattr(value, "lpips", value)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _MetricsPackage

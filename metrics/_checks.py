@@ -1,0 +1,194 @@
+"""Input validation and array plumbing shared by every metric.
+
+Every public metric accepts numpy arrays or torch tensors. The rules (metrics.md §0):
+
+* ids are integer ``[B,T,H,W]`` (images: ``T = 1``), never negative; 0 = background in the GT;
+* predictions may instead be soft masks, float ``[B,T,K,H,W]``, reduced by ``argmax`` over K
+  (ties go to the lowest index, as both numpy and torch do); NaN in soft masks is an error;
+* the batch must not be empty and ``true``/``pred`` must agree on ``[B,T,H,W]``.
+
+Bad input raises ``TypeError`` (wrong kind or dtype) or ``ValueError`` (wrong shape or values)
+with a message that names the argument and what was expected.
+
+Computation backend: CPU inputs (numpy, or torch tensors on the CPU) are processed with numpy,
+whose ``bincount`` measured ~20x faster than ``torch.bincount`` on CPU for the contingency tables
+(see ``benchmarks/bench_metrics.py``); tensors on an accelerator stay there and use torch.
+Results follow the input: torch in -> torch float64 on the same device, numpy in -> numpy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["Ids", "prepare_ids", "prepare_pair", "prepare_valid", "wrap_output", "is_tensor"]
+
+
+# Backend for inputs on the CPU. numpy by measurement (module docstring); tests set it to "torch"
+# to exercise the accelerator code path on a CPU-only machine.
+_CPU_BACKEND = "numpy"
+
+
+def is_tensor(x: Any) -> bool:
+    return isinstance(x, torch.Tensor)
+
+
+def _kind(x: Any, name: str) -> str:
+    if isinstance(x, torch.Tensor):
+        return "torch"
+    if isinstance(x, np.ndarray):
+        return "numpy"
+    raise TypeError(f"{name}: expected a numpy array or a torch tensor, got {type(x).__name__}")
+
+
+def _is_int_dtype(x: Any) -> bool:
+    if isinstance(x, torch.Tensor):
+        return not (x.dtype.is_floating_point or x.dtype.is_complex)
+    return np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_
+
+
+def _is_float_dtype(x: Any) -> bool:
+    if isinstance(x, torch.Tensor):
+        return x.dtype.is_floating_point
+    return np.issubdtype(x.dtype, np.floating)
+
+
+@dataclass
+class Ids:
+    """Validated id maps of one call.
+
+    ``true``/``pred`` are numpy arrays (CPU backend) or torch tensors on ``device``;
+    ``true_max``/``pred_max`` are the largest ids (-1 when the array is empty).
+    """
+
+    true: Any
+    pred: Any
+    backend: str  # "numpy" | "torch"
+    out_kind: str  # "numpy" | "torch": what the caller gets back
+    device: torch.device | None
+    true_max: int
+    pred_max: int
+    soft_k: int | None = None  # K of soft-mask predictions (None for id maps)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return tuple(int(s) for s in self.true.shape)  # type: ignore[return-value]
+
+
+def _argmax_soft(x: Any, name: str) -> Any:
+    """Soft masks [B,T,K,H,W] -> ids [B,T,H,W] (argmax over K, ties to the lowest index)."""
+    if x.shape[2] == 0:
+        raise ValueError(f"{name}: soft masks [B,T,K,H,W] need K >= 1, got shape {tuple(x.shape)}")
+    if isinstance(x, torch.Tensor):
+        if torch.isnan(x).any():
+            raise ValueError(f"{name}: soft masks [B,T,K,H,W] contain NaN")
+        return x.argmax(dim=2)
+    if np.isnan(x).any():
+        raise ValueError(f"{name}: soft masks [B,T,K,H,W] contain NaN")
+    return x.argmax(axis=2)
+
+
+def _minmax(x: Any) -> tuple[int, int]:
+    """(min, max) of an integer array; unsigned and bool arrays skip the min pass."""
+    if isinstance(x, torch.Tensor):
+        if x.numel() == 0:
+            return 0, -1
+        if x.dtype == torch.bool:
+            x = x.to(torch.uint8)
+        lo = 0 if x.dtype in (torch.uint8, torch.bool) else int(x.min())
+        return lo, int(x.max())
+    if x.size == 0:
+        return 0, -1
+    lo = 0 if (x.dtype == np.bool_ or np.issubdtype(x.dtype, np.unsignedinteger)) else int(x.min())
+    return lo, int(x.max())
+
+
+def prepare_ids(x: Any, name: str, *, allow_soft: bool = True, ndim: int = 4,
+                layout: str = "[B,T,H,W]") -> Any:
+    """Check one id map (or soft masks when ``allow_soft``); return integer ids, same kind."""
+    _kind(x, name)
+    if _is_float_dtype(x):
+        if allow_soft and x.ndim == ndim + 1:
+            return _argmax_soft(x, name)
+        soft = f" or soft masks {layout[:-5]},K{layout[-5:]} (float)" if allow_soft else ""
+        raise TypeError(f"{name}: expected integer ids {layout}{soft}; got dtype {x.dtype} with shape "
+                        f"{tuple(x.shape)} (float ids are not accepted)")
+    if not _is_int_dtype(x):
+        raise TypeError(f"{name}: expected integer ids {layout}, got dtype {x.dtype}")
+    if x.ndim != ndim:
+        raise ValueError(f"{name}: expected integer ids {layout}, got shape {tuple(x.shape)}")
+    return x
+
+
+def prepare_pair(true_ids: Any, pred_ids: Any, *, true_name: str = "true_ids",
+                 pred_name: str = "pred_ids") -> Ids:
+    """Validate a (GT, prediction) pair of id maps for the segmentation metrics."""
+    tk, pk = _kind(true_ids, true_name), _kind(pred_ids, pred_name)
+    t = prepare_ids(true_ids, true_name, allow_soft=False)
+    soft_k = int(pred_ids.shape[2]) if (_is_float_dtype(pred_ids) and pred_ids.ndim == 5) else None
+    p = prepare_ids(pred_ids, pred_name, allow_soft=True)
+    if tuple(t.shape) != tuple(p.shape):
+        raise ValueError(f"{pred_name}: shape {tuple(p.shape)} (after argmax of soft masks) does not match "
+                         f"{true_name} shape {tuple(t.shape)}; expected the same [B,T,H,W]")
+    if any(int(s) == 0 for s in t.shape):
+        raise ValueError(f"{true_name}: empty batch or empty frames, shape {tuple(t.shape)}; expected [B,T,H,W] "
+                         f"with B, T, H, W >= 1")
+    out_kind = "torch" if "torch" in (tk, pk) else "numpy"
+    devices = {x.device for x in (t, p) if isinstance(x, torch.Tensor)}
+    if len(devices) > 1:
+        raise ValueError(f"{true_name} and {pred_name} are on different devices {sorted(map(str, devices))}")
+    device = devices.pop() if devices else None
+    if (device is not None and device.type != "cpu") or _CPU_BACKEND == "torch":
+        backend = "torch"
+        t = torch.as_tensor(t, device=device)
+        p = torch.as_tensor(p, device=device)
+        device = t.device
+    else:
+        backend = "numpy"
+        t = _to_numpy(t)
+        p = _to_numpy(p)
+    tmin, tmax = _minmax(t)
+    if tmin < 0:
+        raise ValueError(f"{true_name}: negative id {tmin}; expected ids >= 0 (0 = background)")
+    pmin, pmax = _minmax(p)
+    if pmin < 0:
+        raise ValueError(f"{pred_name}: negative id {pmin}; expected ids >= 0")
+    return Ids(t, p, backend, out_kind, device, tmax, pmax, soft_k)
+
+
+def prepare_valid(valid: Any, ids: Ids, name: str = "valid") -> Any:
+    """Optional boolean mask of counted points, same [B,T,H,W] as the ids."""
+    if valid is None:
+        return None
+    _kind(valid, name)
+    if tuple(valid.shape) != ids.shape:
+        raise ValueError(f"{name}: shape {tuple(valid.shape)} does not match ids {ids.shape}; expected a boolean "
+                         f"[B,T,H,W] mask")
+    is_bool = valid.dtype == torch.bool if isinstance(valid, torch.Tensor) else valid.dtype == np.bool_
+    if not is_bool:
+        raise TypeError(f"{name}: expected a boolean [B,T,H,W] mask, got dtype {valid.dtype}")
+    if ids.backend == "torch":
+        return torch.as_tensor(valid, device=ids.device)
+    return _to_numpy(valid)
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    return _to_numpy(x)
+
+
+def wrap_output(values: Any, out_kind: str, device: torch.device | None) -> Any:
+    """float64 per-sample values -> the caller's kind (torch float64 on ``device`` or numpy)."""
+    if out_kind == "torch":
+        v = values if isinstance(values, torch.Tensor) else torch.from_numpy(np.asarray(values, np.float64))
+        return v.to(device=device or "cpu", dtype=torch.float64)
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=np.float64)
