@@ -39,11 +39,17 @@ _HEART_VERTICES = 4096
 _MAX_RADIUS = math.sqrt(2) / 2 + 1e-6
 
 
+def _libm(f, a: np.ndarray) -> np.ndarray:
+    """Elementwise ``math`` function: numpy's SIMD sin/cos may differ in the last bit between CPUs,
+    which could flip a boundary pixel and change a split's bytes from machine to machine."""
+    return np.array([f(v) for v in np.asarray(a, np.float64).ravel()], np.float64).reshape(np.shape(a))
+
+
 def heart_polygon(n: int = _HEART_VERTICES) -> np.ndarray:
     """The heart curve as an ``[n, 2]`` polygon (u right, v up), bounding box centred at 0, width 1."""
     t = np.arange(n) * (2 * np.pi / n)
-    u = 16 * np.sin(t) ** 3
-    v = 13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)
+    u = 16 * _libm(math.sin, t) ** 3
+    v = 13 * _libm(math.cos, t) - 5 * _libm(math.cos, 2 * t) - 2 * _libm(math.cos, 3 * t) - _libm(math.cos, 4 * t)
     u = u - (u.max() + u.min()) / 2
     v = v - (v.max() + v.min()) / 2
     span = max(u.max() - u.min(), v.max() - v.min())  # the width (32) is the larger extent
@@ -166,7 +172,8 @@ def render_multi_dsprites(shape, scale, orientation, x, y, colors, background, i
             dv = (cy[sel, k] - 0.5)[:, None, None] - rr
             th = lat["orientation"][sel, k]
             inv = 1.0 / size_px[sel, k]
-            cos, sin = (np.cos(th) * inv)[:, None, None], (np.sin(th) * inv)[:, None, None]
+            cos = (_libm(math.cos, th) * inv)[:, None, None]
+            sin = (_libm(math.sin, th) * inv)[:, None, None]
             # inverse rotation into the shape frame, in units of the sprite size
             inside = inside_test(cos * du + sin * dv, cos * dv - sin * du)
             inside &= (rr >= 0) & (rr < image_size) & (cc >= 0) & (cc < image_size)
