@@ -1,0 +1,767 @@
+"""Run records -> aggregate tables (mean / std / n over seeds), display rules and the shared table layout.
+
+A run record is the JSON dict the harness writes once per (method, dataset, variant, split, seed,
+profile) (DESIGN.md "The run"). This module only reads plain dicts: the leaderboard imports nothing
+from the rest of ocbench (DESIGN.md "Layout": `leaderboard` imports none of the others).
+
+Decisions (each stated once, here):
+- One record per seed key. If the store holds several records for the same (profile, dataset,
+  variant, split, method, seed) -- e.g. a failed run that was re-run -- the one with the latest
+  ``created`` stamp wins (ties: the later one in the input), so a retry replaces its failure.
+- A failed record counts in ``n_failed`` of its (method, dataset, variant, split) group and never
+  enters a mean (baselines.md, Slot Attention pitfalls: "keep failed runs in the results store").
+- ``std`` is the sample std over seeds (ddof=1); NaN when n = 1 and shown as "n=1".
+- A metric value that is null/NaN/inf in an ok record (e.g. LPIPS without weights, metrics.md §8) is
+  *missing*: it is left out of the mean and of ``n`` and counted in ``n_missing``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+SCHEMA = 1
+KEYS = ("profile", "dataset", "variant", "split", "method")
+SECTION_KEYS = ("dataset", "variant", "split")
+_REQUIRED = ("status", "method", "dataset", "variant", "split", "seed", "profile")
+_STATUSES = ("ok", "failed")
+
+# ---------------------------------------------------------------------------------------------
+# metric metadata: order, display kind, label, direction
+# ---------------------------------------------------------------------------------------------
+
+#: Column order of the tables; names not listed go after these (lpips_* beside lpips, others A-Z).
+METRIC_ORDER: tuple[str, ...] = (
+    "fg_ari", "ari", "fg_ari_frame", "ari_frame", "miou", "miou_clevrtex", "mbo",
+    "mse", "mse_sum", "lpips_vgg", "lpips_alex", "lpips_squeeze",
+    "mota", "motp_iou", "num_switches", "num_misses", "num_false_positives", "num_matches", "num_objects",
+    "semantic_macc", "semantic_miou", "semantic_acc", "cluster_acc", "cluster_macc",
+)
+
+_LABELS = {
+    "fg_ari": "FG-ARI", "ari": "ARI", "fg_ari_frame": "FG-ARI per frame", "ari_frame": "ARI per frame",
+    "miou": "mIoU", "miou_clevrtex": "mIoU (ClevrTex)", "mbo": "mBO", "mse": "MSE", "mse_sum": "MSE (sum)",
+    "lpips_vgg": "LPIPS vgg", "lpips_alex": "LPIPS alex", "lpips_squeeze": "LPIPS squeeze",
+    "mota": "MOTA", "motp_iou": "MOTP (IoU)", "num_switches": "ID switches", "num_misses": "misses",
+    "num_false_positives": "false pos.", "num_matches": "matches", "num_objects": "objects",
+    "semantic_macc": "sem. mACC", "semantic_miou": "sem. mIoU", "semantic_acc": "sem. acc",
+    "cluster_acc": "cluster ACC", "cluster_macc": "cluster mACC",
+}
+
+# tokens of a metric name (split on "_") that make it a fraction shown in percent
+_PERCENT_TOKENS = frozenset({"ari", "iou", "miou", "mbo", "mota", "motp", "acc", "macc", "accuracy", "hota",
+                             "deta", "assa", "recall", "precision", "f1", "pct", "percent", "frac"})
+_LOWER_BETTER_COUNTS = frozenset({"num_switches", "num_misses", "num_false_positives", "num_fragmentations"})
+
+#: Main metric per dataset for the bar figures (task brief): MOTA for the SILOT sets, else FG-ARI.
+_MAIN_METRIC_PREFIX = (("scattered", "mota"),)
+
+DATASET_ORDER = ("tetrominoes", "multi_dsprites", "bouncing_balls", "scattered_mnist", "scattered_shapes")
+_DATASET_LABELS = {"tetrominoes": "Tetrominoes", "multi_dsprites": "Multi-dSprites",
+                   "bouncing_balls": "Bouncing Balls", "scattered_mnist": "Scattered MNIST",
+                   "scattered_shapes": "Scattered Shapes", "movi_a": "MOVi-A-like", "movi_a_like": "MOVi-A-like"}
+_METHOD_LABELS = {"slot_attention": "Slot Attention", "iodine": "IODINE", "monet": "MONet",
+                  "dti_sprites": "DTI-Sprites", "rnem": "R-NEM", "seq_iodine": "SEQ-IODINE", "provide": "PROVIDE",
+                  "conncomp": "ConnComp", "silot": "SILOT", "sqair": "SQAIR", "slate": "SLATE", "savi": "SAVi",
+                  "steve": "STEVE", "slotdiffusion": "SlotDiffusion", "slot_diffusion": "SlotDiffusion",
+                  "genesis": "GENESIS"}
+_COUNT_SPLIT = re.compile(r"^(?P<base>.*?)_?n(?P<k>\d+)$")
+
+
+def metric_kind(metric: str) -> str:
+    """Display kind of a metric: 'percent', 'mse', 'lpips', 'count' or 'other'."""
+    m = metric.lower()
+    if m.startswith("lpips"):
+        return "lpips"
+    if m.startswith("mse"):
+        return "mse"
+    tokens = set(m.split("_"))
+    if m.startswith("num_") and not tokens & {"pct", "percent", "frac"}:
+        return "count"
+    if tokens & _PERCENT_TOKENS:
+        return "percent"
+    return "other"
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """True/False for scores with a direction, None for plain counts (objects, matches)."""
+    kind = metric_kind(metric)
+    if kind in ("mse", "lpips") or metric in _LOWER_BETTER_COUNTS:
+        return False
+    if kind == "count":
+        return None
+    return True
+
+
+def metric_label(metric: str, *, unit: bool = True) -> str:
+    """Human label, e.g. 'FG-ARI (%)'."""
+    label = _LABELS.get(metric)
+    if label is None:
+        label = metric.replace("lpips_", "LPIPS ") if metric.startswith("lpips_") else metric
+    if unit and metric_kind(metric) == "percent":
+        label += " (%)"
+    return label
+
+
+def metric_sort_key(metric: str) -> tuple:
+    """Sort key that puts metrics in the order of :data:`METRIC_ORDER`."""
+    if metric in METRIC_ORDER:
+        return (METRIC_ORDER.index(metric), "")
+    if metric.startswith("lpips"):
+        return (METRIC_ORDER.index("lpips_squeeze"), metric)
+    return (len(METRIC_ORDER), metric)
+
+
+def main_metric(dataset: str, available: Iterable[str] = ()) -> str:
+    """The metric shown in a dataset's bar figure: mota for scattered_*, fg_ari otherwise.
+
+    If ``available`` is given and lacks that metric, the first available one in table order is used.
+    """
+    wanted = "fg_ari"
+    for prefix, metric in _MAIN_METRIC_PREFIX:
+        if dataset.startswith(prefix):
+            wanted = metric
+    avail = list(available)
+    if avail and wanted not in avail:
+        return sorted(avail, key=metric_sort_key)[0]
+    return wanted
+
+
+def dataset_label(dataset: str) -> str:
+    return _DATASET_LABELS.get(dataset, dataset.replace("_", " ").title())
+
+
+def method_label(method: str) -> str:
+    return _METHOD_LABELS.get(method, method)
+
+
+def natural_key(text: str) -> tuple:
+    """'test_n10' after 'test_n9'."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(text)))
+
+
+def dataset_sort_key(dataset: str) -> tuple:
+    return (DATASET_ORDER.index(dataset) if dataset in DATASET_ORDER else len(DATASET_ORDER), dataset)
+
+
+def variant_sort_key(variant: str) -> tuple:
+    return (variant != "default", natural_key(variant))
+
+
+def split_sort_key(split: str) -> tuple:
+    """test first, then protocol320, then other splits in natural order."""
+    rank = {"test": 0, "protocol320": 1}.get(split, 2)
+    return (rank, natural_key(split))
+
+
+def count_of_split(split: str) -> int | None:
+    """Object count of a per-count test split ('test_n7' -> 7), else None (datasets.md §2 Splits)."""
+    m = _COUNT_SPLIT.match(split)
+    return int(m.group("k")) if m and m.group("base").startswith("test") else None
+
+
+# ---------------------------------------------------------------------------------------------
+# formatting
+# ---------------------------------------------------------------------------------------------
+
+def _mse_style(x: float) -> str:
+    a = abs(x)
+    if a == 0 or 1e-4 <= a < 100:  # the paper rows' precision: .0004 (seed 000 Table 1)
+        return "{:.4f}"
+    if a >= 100:  # mse_sum (metrics.md §7) is in the hundreds
+        return "{:.1f}"
+    return "{:.2e}"
+
+
+def format_number(value: float, metric: str, *, like: float | None = None) -> str:
+    """One number in the metric's display format; '—' for NaN.
+
+    ``like``: format MSE values the way this other value (the mean) is formatted, so that a std is
+    written "0.0011 ± 0.0001" rather than mixing fixed and scientific notation.
+    """
+    if value is None or not np.isfinite(value):
+        return "—"
+    kind = metric_kind(metric)
+    if kind == "percent":
+        return f"{100 * value:.1f}"
+    if kind == "mse":
+        return _mse_style(value if like is None else like).format(value)
+    if kind == "lpips":
+        return f"{value:.3f}"
+    if kind == "count":
+        return f"{value:.0f}"
+    return f"{value:.4g}"
+
+
+def format_cell(mean: float, std: float, n: int | None, metric: str) -> str:
+    """'99.1 ± 0.3'; '93.0 (n=1)' for a single seed; '—' when nothing was measured.
+
+    ``n`` None means the number of runs is not known (paper rows without a stated seed count).
+    """
+    if mean is None or not np.isfinite(mean):
+        return "—"
+    text = format_number(mean, metric)
+    if std is not None and np.isfinite(std):
+        return f"{text} ± {format_number(std, metric, like=mean)}"
+    if n == 1:
+        return f"{text} (n=1)"
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# records
+# ---------------------------------------------------------------------------------------------
+
+def _as_float(value: Any, where: str) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{where}: expected a number or null, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def _metric_value(entry: Any, where: str) -> float:
+    # the harness writes {"value": ..., "std": ..., "n": ...}; a bare number is accepted too
+    if isinstance(entry, Mapping):
+        if "value" not in entry:
+            raise ValueError(f"{where}: metric entry has no 'value' key (keys: {sorted(entry)})")
+        return _as_float(entry["value"], where + ".value")
+    return _as_float(entry, where)
+
+
+def validate_records(records: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """Check records and return them de-duplicated per seed key (latest ``created`` wins).
+
+    Raises ValueError naming the record index and the field that is wrong.
+    """
+    if isinstance(records, (str, bytes, Path, Mapping)):
+        raise TypeError("records: expected an iterable of run-record dicts "
+                        f"(use read_records(path) for files), got {type(records).__name__}")
+    out: dict[tuple, tuple[str, int, dict]] = {}
+    for i, rec in enumerate(records):
+        if not isinstance(rec, Mapping):
+            raise ValueError(f"records[{i}]: expected a dict, got {type(rec).__name__}")
+        missing = [k for k in _REQUIRED if k not in rec]
+        if missing:
+            raise ValueError(f"records[{i}]: missing field(s) {missing}; a run record needs {list(_REQUIRED)}")
+        schema = rec.get("schema", SCHEMA)
+        if schema != SCHEMA:
+            raise ValueError(f"records[{i}].schema: expected {SCHEMA}, got {schema!r}")
+        if rec["status"] not in _STATUSES:
+            raise ValueError(f"records[{i}].status: expected one of {_STATUSES}, got {rec['status']!r}")
+        for k in ("method", "dataset", "variant", "split", "profile"):
+            if not isinstance(rec[k], str) or not rec[k]:
+                raise ValueError(f"records[{i}].{k}: expected a non-empty string, got {rec[k]!r}")
+        seed = rec["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"records[{i}].seed: expected an integer, got {seed!r}")
+        metrics = rec.get("metrics") or {}
+        if not isinstance(metrics, Mapping):
+            raise ValueError(f"records[{i}].metrics: expected a dict of metric entries, got {type(metrics).__name__}")
+        by_length = rec.get("by_length") or {}
+        if not isinstance(by_length, Mapping):
+            raise ValueError(f"records[{i}].by_length: expected {{metric: {{length: value}}}}, got {by_length!r}")
+        clean = {k: rec[k] for k in _REQUIRED}
+        clean["seed"] = int(seed)
+        clean["error"] = rec.get("error")
+        clean["train_seconds"] = _as_float(rec.get("train_seconds"), f"records[{i}].train_seconds")
+        clean["created"] = str(rec.get("created") or "")
+        clean["git_revision"] = rec.get("git_revision")
+        clean["metrics"] = {}
+        clean["by_length"] = {}
+        if rec["status"] == "ok":
+            for name, entry in metrics.items():
+                clean["metrics"][str(name)] = _metric_value(entry, f"records[{i}].metrics.{name}")
+            for name, per_len in by_length.items():
+                if not isinstance(per_len, Mapping):
+                    raise ValueError(f"records[{i}].by_length.{name}: expected {{length: value}}, got {per_len!r}")
+                vals = {}
+                for length, v in per_len.items():
+                    try:
+                        L = int(length)
+                    except (TypeError, ValueError):
+                        raise ValueError(f"records[{i}].by_length.{name}: length keys must be integers, "
+                                         f"got {length!r}") from None
+                    vals[L] = _as_float(v, f"records[{i}].by_length.{name}[{length}]")
+                clean["by_length"][str(name)] = vals
+        key = tuple(clean[k] for k in KEYS) + (clean["seed"],)
+        prev = out.get(key)
+        if prev is None or (clean["created"], i) >= (prev[0], prev[1]):
+            out[key] = (clean["created"], i, clean)
+    return [v[2] for v in sorted(out.values(), key=lambda t: t[1])]
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """Read run records from a ``.json`` (one dict or a list), a ``.jsonl`` file, or a folder of them."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"path: no results file or folder at {path}")
+    files = sorted(p for p in path.rglob("*") if p.suffix in (".json", ".jsonl")) if path.is_dir() else [path]
+    records: list[dict] = []
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        if f.suffix == ".jsonl":
+            for ln, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise ValueError(f"{f}:{ln}: not valid JSON ({e.msg})") from None
+        else:
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{f}: not valid JSON ({e.msg})") from None
+            records.extend(data if isinstance(data, list) else [data])
+    return records
+
+
+def _filter_profile(recs: list[dict], profile: str | None) -> list[dict]:
+    if profile is None:
+        return recs
+    if not isinstance(profile, str):
+        raise TypeError(f"profile: expected a profile name (str) or None, got {type(profile).__name__}")
+    return [r for r in recs if r["profile"] == profile]
+
+
+def runs_frame(records: Iterable[Mapping], *, profile: str | None = None) -> pd.DataFrame:
+    """One row per run (after de-duplication): keys, seed, status, error, train_seconds."""
+    recs = _filter_profile(validate_records(records), profile)
+    cols = list(KEYS) + ["seed", "status", "error", "train_seconds", "created"]
+    return pd.DataFrame([{c: r[c] for c in cols} for r in recs], columns=cols)
+
+
+def seed_values(records: Iterable[Mapping], *, profile: str | None = None, by_length: bool = False) -> pd.DataFrame:
+    """Long per-seed values of ok runs: keys, seed, metric[, length], value (NaN kept)."""
+    recs = _filter_profile(validate_records(records), profile)
+    rows = []
+    for r in recs:
+        base = [r[k] for k in KEYS] + [r["seed"]]
+        if by_length:
+            for metric, per_len in r["by_length"].items():
+                rows.extend(base + [metric, L, v] for L, v in per_len.items())
+        else:
+            rows.extend(base + [metric, v] for metric, v in r["metrics"].items())
+    cols = list(KEYS) + ["seed", "metric"] + (["length"] if by_length else []) + ["value"]
+    df = pd.DataFrame(rows, columns=cols)
+    df["value"] = df["value"].astype(float)
+    if by_length:
+        df["length"] = df["length"].astype(int)
+    return df
+
+
+# ---------------------------------------------------------------------------------------------
+# aggregation
+# ---------------------------------------------------------------------------------------------
+
+AGG_COLUMNS = list(KEYS) + ["metric", "mean", "std", "n", "n_missing", "n_failed", "seeds", "train_seconds"]
+
+
+def _aggregate(recs: list[dict], by_length: bool) -> pd.DataFrame:
+    extra = ["length"] if by_length else []
+    cols = list(KEYS) + ["metric"] + extra + AGG_COLUMNS[len(KEYS) + 1:]
+    if not recs:
+        return pd.DataFrame(columns=cols)
+    keys = list(KEYS)
+    runs = pd.DataFrame([{**{k: r[k] for k in KEYS}, "seed": r["seed"], "ok": r["status"] == "ok",
+                          "train_seconds": r["train_seconds"]} for r in recs])
+    groups = runs.groupby(keys, sort=False).agg(n_runs=("ok", "size"), n_ok=("ok", "sum")).reset_index()
+    ok_runs = runs[runs["ok"]]
+    per_ok = ok_runs.groupby(keys, sort=False).agg(
+        train_seconds=("train_seconds", "mean"),
+        seeds=("seed", lambda s: ",".join(str(x) for x in sorted(s)))).reset_index()
+    groups = groups.merge(per_ok, on=keys, how="left")
+    groups["n_failed"] = groups["n_runs"] - groups["n_ok"]
+
+    rows = []
+    for r in recs:
+        if r["status"] != "ok":
+            continue
+        base = [r[k] for k in KEYS] + [r["seed"]]
+        if by_length:
+            for metric, per_len in r["by_length"].items():
+                rows.extend(base + [metric, L, v] for L, v in per_len.items())
+        else:
+            rows.extend(base + [metric, v] for metric, v in r["metrics"].items())
+    vals = pd.DataFrame(rows, columns=keys + ["seed", "metric"] + extra + ["value"])
+    vals["value"] = vals["value"].astype(float)
+    if by_length and not len(vals):
+        return pd.DataFrame(columns=cols)
+    # every metric (and length) measured in a section becomes a row for every method run there, so a
+    # method whose runs all failed still shows up (n=0) with its failure count. In a section where
+    # nothing succeeded the left merge leaves one row with metric NaN.
+    section_metrics = vals[["profile", *SECTION_KEYS, "metric", *extra]].drop_duplicates()
+    grid = groups.merge(section_metrics, on=["profile", *SECTION_KEYS], how="left")
+    finite = vals[np.isfinite(vals["value"])]
+    stats = finite.groupby(keys + ["metric"] + extra, sort=False)["value"].agg(
+        mean="mean", std=lambda s: s.std(ddof=1), n="size").reset_index()
+    out = grid.merge(stats, on=keys + ["metric"] + extra, how="left")
+    out["n"] = out["n"].fillna(0).astype(int)
+    out["n_missing"] = (out["n_ok"] - out["n"]).clip(lower=0).astype(int)
+    out["n_failed"] = out["n_failed"].astype(int)
+    out.loc[out["n"] < 2, "std"] = np.nan  # ddof=1 is undefined for one seed
+    out = out[cols]
+    if by_length:
+        out = out.dropna(subset=["length"]).copy()
+        out["length"] = out["length"].astype(int)
+    sort_keys = [(dataset_sort_key(d), variant_sort_key(v), split_sort_key(s), p, m,
+                  metric_sort_key(x) if isinstance(x, str) else (10**9, ""), L)
+                 for d, v, s, p, m, x, L in zip(out["dataset"], out["variant"], out["split"], out["profile"],
+                                                out["method"], out["metric"],
+                                                out["length"] if by_length else [0] * len(out))]
+    order = sorted(range(len(out)), key=sort_keys.__getitem__)
+    return out.iloc[order].reset_index(drop=True)
+
+
+def aggregate(records: Iterable[Mapping[str, Any]], *, profile: str | None = None) -> pd.DataFrame:
+    """One row per (profile, dataset, variant, split, method, metric) over seeds.
+
+    Columns: profile, dataset, variant, split, method, metric, mean, std (ddof=1, NaN for n<2),
+    n (ok runs with a finite value), n_missing (ok runs without one), n_failed (failed runs of the
+    method on that split), seeds (ok seed ids, "0,1,2"), train_seconds (mean over ok runs).
+    ``profile`` keeps only records of that profile. A (method, split) whose runs all failed gets
+    rows for the metrics other methods reported there (n=0), or one row with metric NaN.
+    """
+    recs = _filter_profile(validate_records(records), profile)
+    return _aggregate(recs, by_length=False)
+
+
+def aggregate_by_length(records: Iterable[Mapping[str, Any]], *, profile: str | None = None) -> pd.DataFrame:
+    """As :func:`aggregate` from the records' ``by_length`` entries, with a ``length`` column."""
+    recs = _filter_profile(validate_records(records), profile)
+    return _aggregate(recs, by_length=True)
+
+
+def failures(records: Iterable[Mapping[str, Any]], *, profile: str | None = None) -> pd.DataFrame:
+    """Failed runs with their error text: keys, seed, error."""
+    df = runs_frame(records, profile=profile)
+    return df[df["status"] == "failed"][list(KEYS) + ["seed", "error"]].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# long CSV (ocbench aggregates + paper rows)
+# ---------------------------------------------------------------------------------------------
+
+CSV_COLUMNS = ["source", "profile", "dataset", "variant", "split", "method", "metric", "length", "mean", "std",
+               "n", "n_missing", "n_failed", "seeds", "train_seconds", "protocol", "citation", "scale", "notes"]
+_CSV_INT = ("length", "n", "n_missing", "n_failed")
+_CSV_FLOAT = ("mean", "std", "train_seconds")
+
+
+def _csv_types(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    for c in _CSV_INT:
+        df[c] = pd.to_numeric(df[c]).astype("Int64")
+    for c in _CSV_FLOAT:
+        df[c] = pd.to_numeric(df[c]).astype(float)
+    for c in CSV_COLUMNS:
+        if c not in _CSV_INT and c not in _CSV_FLOAT:
+            df[c] = df[c].astype(object).where(df[c].notna(), None).astype("str")
+            df.loc[df[c] == "None", c] = np.nan
+            df[c] = df[c].astype("string")
+    return df
+
+
+def long_table(agg: pd.DataFrame, agg_by_length: pd.DataFrame | None, paper: pd.DataFrame | None) -> pd.DataFrame:
+    """The long CSV frame: every aggregate row (source 'ocbench') and paper row (source 'paper')."""
+    parts = []
+    for df in (agg, agg_by_length):
+        if df is not None and len(df):
+            d = df.copy()
+            d["source"] = "ocbench"
+            parts.append(d)
+    if paper is not None and len(paper):
+        p = paper.rename(columns={"value": "mean", "source": "citation"}).copy()
+        p["n"] = p["seeds"]  # runs averaged by the source (NaN: not stated)
+        p["seeds"] = np.nan
+        p["source"] = "paper"
+        parts.append(p)
+    if not parts:
+        return _csv_types(pd.DataFrame(columns=CSV_COLUMNS))
+    out = pd.concat([p.reindex(columns=CSV_COLUMNS) for p in parts], ignore_index=True)
+    return _csv_types(out)
+
+
+def read_leaderboard_csv(path: str | Path) -> pd.DataFrame:
+    """Read ``leaderboard.csv`` back with the column types :func:`long_table` produced."""
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"seeds": str})
+    missing = [c for c in CSV_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"path: {path} is not a leaderboard CSV (missing columns {missing})")
+    return _csv_types(df[CSV_COLUMNS])
+
+
+# ---------------------------------------------------------------------------------------------
+# table layout shared by the Markdown and HTML writers
+# ---------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Cell:
+    mean: float
+    std: float
+    n: int | None
+    metric: str
+
+    @property
+    def text(self) -> str:
+        return format_cell(self.mean, self.std, self.n, self.metric)
+
+
+@dataclasses.dataclass
+class Column:
+    key: str            # metric; "metric@L10" in by-length and "metric@n3" in by-count tables
+    metric: str
+    length: int | None = None
+    count: int | None = None
+
+    @property
+    def header(self) -> str:
+        label = metric_label(self.metric)
+        if self.length is not None:
+            return f"{label} L={self.length}"
+        if self.count is not None:
+            return f"{label} n={self.count}"
+        return label
+
+    @property
+    def arrow(self) -> str:
+        hib = higher_is_better(self.metric)
+        return "" if hib is None else ("↑" if hib else "↓")
+
+
+@dataclasses.dataclass
+class Row:
+    label: str
+    method: str
+    source: str                       # "ocbench" | "paper"
+    cells: dict[str, Cell]
+    runs: str                         # "3 ok, 1 failed" / "paper: 5 seeds"
+    profile: str | None = None
+    n_ok: int = 0
+    n_failed: int = 0
+    protocol: str | None = None
+    citation: str | None = None
+    notes: str | None = None
+    train_seconds: float = math.nan
+
+
+@dataclasses.dataclass
+class Table:
+    dataset: str
+    variant: str
+    split: str                        # "test_n*" for a by-count table
+    kind: str                         # "main" | "by_length" | "by_count"
+    columns: list[Column]
+    rows: list[Row]
+    failed: list[tuple[str, int, str]] = dataclasses.field(default_factory=list)  # (who, seed, error)
+    metric: str | None = None         # the one metric of a by-count table
+
+    @property
+    def anchor(self) -> str:
+        tail = {"main": "", "by_length": "-by-length", "by_count": f"-by-count-{self.metric}"}[self.kind]
+        return _slug(f"{self.dataset}-{self.variant}-{self.split}{tail}")
+
+    @property
+    def title(self) -> str:
+        if self.kind == "by_length":
+            return f"{self.variant} · {self.split} · by clip length"
+        if self.kind == "by_count":
+            return f"{self.variant} · {self.split} · {metric_label(self.metric, unit=False)} by object count"
+        return f"{self.variant} · {self.split}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _seeds_text(n: Any) -> str:
+    return "seeds unknown" if n is None or pd.isna(n) else f"{int(n)} seed" + ("s" if int(n) != 1 else "")
+
+
+def paper_label(method: str, protocol: str | None, seeds: Any) -> str:
+    """'Slot Attention (paper, P320, 4 seeds)'."""
+    parts = ["paper"] + ([protocol] if protocol else []) + [_seeds_text(seeds)]
+    return f"{method_label(method)} ({', '.join(parts)})"
+
+
+def _runs_text(n_ok: int, n_failed: int) -> str:
+    return f"{n_ok} ok" + (f", {n_failed} failed" if n_failed else "")
+
+
+def _ocbench_rows(df: pd.DataFrame, key, multi_profile: bool) -> list[Row]:
+    """Rows of ocbench aggregates; ``key(row)`` gives the column key of an aggregate row.
+
+    ``df`` must carry ``n_ok`` (see :func:`_with_n_ok`); over several splits (by-count tables) the
+    run counts are summed.
+    """
+    rows = []
+    for (prof, method), g in df.groupby(["profile", "method"], sort=False):
+        cells = {key(r): Cell(r["mean"], r["std"], int(r["n"]), r["metric"])
+                 for _, r in g.iterrows() if isinstance(r["metric"], str)}
+        per_split = g.drop_duplicates(subset=["split"])
+        n_ok, n_failed = int(per_split["n_ok"].sum()), int(per_split["n_failed"].sum())
+        ts = per_split["train_seconds"].astype(float)
+        rows.append(Row(label=method_label(method) + (f" [{prof}]" if multi_profile else ""), method=method,
+                        source="ocbench", cells=cells, profile=prof, runs=_runs_text(n_ok, n_failed), n_ok=n_ok,
+                        n_failed=n_failed, train_seconds=float(ts.mean()) if ts.notna().any() else math.nan))
+    return rows
+
+
+def _paper_rows(df: pd.DataFrame, key) -> list[Row]:
+    rows = []
+    for (method, protocol), g in df.groupby(["method", "protocol"], sort=False, dropna=False):
+        protocol = None if pd.isna(protocol) else str(protocol)
+        cells = {key(r): Cell(float(r["value"]), float(r["std"]), None if pd.isna(r["seeds"]) else int(r["seeds"]),
+                              r["metric"]) for _, r in g.iterrows()}
+        notes = "; ".join(dict.fromkeys(part.strip() for x in g["notes"].dropna()
+                                        for part in str(x).split(";") if part.strip())) or None
+        seeds = g["seeds"].iloc[0]
+        rows.append(Row(label=paper_label(method, protocol, seeds), method=method, source="paper", cells=cells,
+                        runs="paper: " + _seeds_text(seeds), protocol=protocol,
+                        citation="; ".join(dict.fromkeys(str(x) for x in g["source"])), notes=notes))
+    return rows
+
+
+def _with_n_ok(agg_part: pd.DataFrame) -> pd.DataFrame:
+    """Add ``n_ok`` (ok runs of the method on the split) = max over its metrics of n + n_missing."""
+    d = agg_part.copy()
+    d["n_ok"] = d["n"] + d["n_missing"]
+    if len(d):
+        d["n_ok"] = d.groupby(list(KEYS))["n_ok"].transform("max")
+    return d
+
+
+def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataFrame | None,
+                 fails: pd.DataFrame | None = None) -> dict[str, list[Table]]:
+    """Group everything into tables per dataset: {dataset: [Table, ...]} in display order.
+
+    - main: methods x metrics per (variant, split); paper rows without a length join them;
+    - by_length: methods x (metric, L) from ``by_length`` aggregates and paper rows with a length;
+    - by_count: the per-count splits ``test_n<k>`` (datasets.md §2) folded into one table per
+      (variant, metric), methods x k, instead of one table per count.
+    Several profiles in one build are told apart by a "[profile]" suffix on the method label.
+    """
+    if paper is None:
+        paper = pd.DataFrame(columns=["dataset", "variant", "split", "method", "metric", "length", "value", "std",
+                                      "seeds", "protocol", "source", "notes"])
+    if fails is None:
+        fails = pd.DataFrame(columns=list(KEYS) + ["seed", "error"])
+    agg, agg_by_length = _with_n_ok(agg), _with_n_ok(agg_by_length)
+    multi_profile = bool(len(agg) and agg["profile"].nunique() > 1)
+    paper_main = paper[paper["length"].isna()]
+    paper_len = paper[paper["length"].notna()]
+    main_key = lambda r: r["metric"]  # noqa: E731
+    len_key = lambda r: f"{r['metric']}@L{int(r['length'])}"  # noqa: E731
+
+    sections: set[tuple[str, str, str]] = set()
+    for df in (agg, agg_by_length, paper):
+        sections |= set(zip(df["dataset"], df["variant"], df["split"]))
+    tables: dict[str, list[Table]] = {}
+
+    def sel(df: pd.DataFrame, ds: str, var: str, splits: Iterable[str]) -> pd.DataFrame:
+        return df[(df["dataset"] == ds) & (df["variant"] == var) & df["split"].isin(list(splits))]
+
+    def failed_of(ds: str, var: str, splits: list[str], with_split: bool) -> list[tuple[str, int, str]]:
+        f = sel(fails, ds, var, splits)
+        return [(method_label(r["method"]) + (f" ({r['split']})" if with_split else ""), int(r["seed"]),
+                 str(r["error"] or "")) for _, r in f.iterrows()]
+
+    ordered = sorted(sections, key=lambda s: (dataset_sort_key(s[0]), variant_sort_key(s[1]), split_sort_key(s[2])))
+    count_groups: dict[tuple[str, str], list[str]] = {}
+    for ds, var, split in ordered:
+        if count_of_split(split) is not None:
+            count_groups.setdefault((ds, var), []).append(split)
+            continue
+        a, p = sel(agg, ds, var, [split]), sel(paper_main, ds, var, [split])
+        has_main = bool(len(a) or len(p))
+        if has_main:
+            metrics = set(a["metric"].dropna()) | set(p["metric"])
+            cols = [Column(m, m) for m in sorted(metrics, key=metric_sort_key)]
+            rows = _ocbench_rows(a, main_key, multi_profile) + _paper_rows(p, main_key)
+            tables.setdefault(ds, []).append(Table(ds, var, split, "main", cols, rows,
+                                                   failed_of(ds, var, [split], False)))
+        a, p = sel(agg_by_length, ds, var, [split]), sel(paper_len, ds, var, [split])
+        if len(a) or len(p):
+            pairs = {(m, int(L)) for m, L in zip(a["metric"], a["length"])}
+            pairs |= {(m, int(L)) for m, L in zip(p["metric"], p["length"])}
+            cols = [Column(f"{m}@L{L}", m, length=L)
+                    for m, L in sorted(pairs, key=lambda t: (metric_sort_key(t[0]), t[1]))]
+            rows = _ocbench_rows(a, len_key, multi_profile) + _paper_rows(p, len_key)
+            # failures are listed once, under the main table when there is one
+            tables.setdefault(ds, []).append(Table(ds, var, split, "by_length", cols, rows,
+                                                   [] if has_main else failed_of(ds, var, [split], False)))
+    for (ds, var), splits in count_groups.items():
+        a = sel(agg, ds, var, splits)
+        a = a.assign(count=[count_of_split(s) for s in a["split"]])
+        counts = sorted(set(a["count"]))
+        metrics = sorted(set(a["metric"].dropna()), key=metric_sort_key)
+        failed = failed_of(ds, var, splits, True)
+        for i, metric in enumerate(metrics or [None]):
+            cols = [Column(f"{metric}@n{k}", metric, count=k) for k in counts] if metric else []
+            part = a[(a["metric"] == metric) | a["metric"].isna()]
+            rows = _ocbench_rows(part, lambda r: f"{r['metric']}@n{int(r['count'])}", multi_profile)
+            tables.setdefault(ds, []).append(Table(ds, var, "test_n*", "by_count", cols, rows,
+                                                   failed if i == 0 else [], metric=metric or "none"))
+    # the count tables of a dataset go after its other tables, variants in order
+    for ds in tables:
+        main = main_metric(ds)
+        tables[ds].sort(key=lambda t: (t.kind == "by_count", variant_sort_key(t.variant) if t.kind == "by_count"
+                                       else (0,), t.metric != main, metric_sort_key(t.metric or "")))
+    return {ds: tables[ds] for ds in sorted(tables, key=dataset_sort_key)}
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(tables: dict[str, list[Table]], *, title: str = "ocbench leaderboard",
+                summary: str = "", figures: Mapping[str, Sequence[str]] | None = None) -> str:
+    """Markdown: a table per dataset/variant/split, methods x metrics, 'mean ± std' with run counts.
+
+    ``figures`` maps a dataset to relative image paths shown under its heading.
+    """
+    lines = [f"# {title}", ""]
+    if summary:
+        lines += [summary, ""]
+    lines += ["Cells are mean ± sample std over seeds (fractions shown in %, MSE raw, LPIPS raw); "
+              "\"n=1\" marks a single seed. Rows marked *paper* are published numbers with their protocol "
+              "(P320 = FG-ARI over the first 320 test images); they are references, not ocbench runs.", ""]
+    if not tables:
+        lines += ["No runs recorded yet.", ""]
+    lines += ["## Contents", ""]
+    for ds, tbls in tables.items():
+        lines.append(f"- [{dataset_label(ds)}](#{_slug(dataset_label(ds))})")
+    lines.append("")
+    for ds, tbls in tables.items():
+        lines += [f"## {dataset_label(ds)}", ""]
+        for fig in (figures or {}).get(ds, ()):
+            lines += [f"![{dataset_label(ds)}]({fig})", ""]
+        for t in tbls:
+            lines += [f"### {dataset_label(ds)} · {t.title}", ""]
+            header = ["method"] + [f"{c.header} {c.arrow}".strip() for c in t.columns] + ["runs", "source"]
+            lines.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
+            lines.append("|" + "|".join(["---"] + ["---:"] * len(t.columns) + ["---", "---"]) + "|")
+            for r in t.rows:
+                label = f"*{r.label}*" if r.source == "paper" else r.label
+                cells = [r.cells[c.key].text if c.key in r.cells else "—" for c in t.columns]
+                src = r.citation if r.source == "paper" else f"ocbench ({r.profile})"
+                if r.notes:
+                    src = f"{src}; {r.notes}"
+                lines.append("| " + " | ".join(_md_escape(x) for x in [label, *cells, r.runs, src]) + " |")
+            lines.append("")
+            if t.failed:
+                lines.append("Failed runs: " + "; ".join(
+                    f"{m} seed {s}: {_md_escape(_short(e))}" for m, s, e in t.failed))
+                lines.append("")
+    return "\n".join(lines)
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
