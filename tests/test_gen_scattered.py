@@ -201,6 +201,11 @@ def test_masks_visible_and_first_frame_overlap(name):
         for k in range(12):
             present_px = (masks[b] == k + 1).reshape(8, -1).sum(1)
             np.testing.assert_array_equal(present_px, vis[b, k])
+            for t in range(8):  # ids are stable: id k+1 only ever lies inside object k's box
+                ys, xs = np.nonzero(masks[b, t] == k + 1)
+                if ys.size:
+                    x0, y0, x1, y1 = out["objects/bbox"][b, k, t]
+                    assert xs.min() >= x0 and xs.max() < x1 and ys.min() >= y0 and ys.max() < y1
         assert (vis[b].sum(0) == (masks[b] > 0).reshape(8, -1).sum(1)).all()
         boxes = out["objects/bbox"][b, :, 0]
         for j in range(1, n[b]):
