@@ -226,10 +226,10 @@ def _motion_fields(xy0: np.ndarray, vel: np.ndarray, h: np.ndarray, w: np.ndarra
                    height: int, width: int, n_frames: int) -> dict[str, np.ndarray]:
     """Float/drawn positions and boxes per frame for padded ``[B,K]`` objects; padding rows are zero."""
     span = np.stack([width - w, height - h], axis=-1)  # free range of the top-left per axis
-    span = np.where(span > 0, span, 1)  # padding rows (h = w = 0 -> span 48) or full-size boxes
-    pos = fold_motion(xy0.astype(np.float64), vel, span, n_frames)
+    # a box as large as the frame has no room to move (span 0, where the fold would divide by zero)
+    pos = fold_motion(xy0.astype(np.float64), vel, np.maximum(span, 1), n_frames)
     present = (np.arange(xy0.shape[1])[None, :] < n_objects[:, None])
-    pos = np.where(present[:, :, None, None], pos, 0.0)
+    pos = np.where(present[:, :, None, None] & (span[:, :, None, :] > 0), pos, 0.0)
     drawn = np.floor(pos).astype(np.int16)  # truncation (positions are >= 0)
     size = np.stack([w, h], axis=-1)[:, :, None, :].astype(np.int16)
     bbox = np.concatenate([drawn, drawn + np.where(present[:, :, None, None], size, 0)], axis=-1)

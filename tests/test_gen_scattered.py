@@ -156,7 +156,8 @@ def test_motion_speed_reflection_and_bounds(name, speed):
             p = pos[b, k]
             assert (p >= 0).all() and (p <= span).all()
             np.testing.assert_array_equal(drawn[b, k], np.floor(p))
-            np.testing.assert_array_equal(bbox[b, k], np.concatenate([drawn[b, k], drawn[b, k] + [w[b, k], h[b, k]]], 1))
+            box = np.concatenate([drawn[b, k], drawn[b, k] + [w[b, k], h[b, k]]], 1)
+            np.testing.assert_array_equal(bbox[b, k], box)
             np.testing.assert_array_equal(p[0], np.round(p[0]))  # integer first-frame placement
             for ax in range(2):
                 va = abs(vel[b, k, ax])
