@@ -11,12 +11,32 @@ import sys
 import types
 from typing import Any
 
-from .segmentation import ari, ari_frame, contingency, fg_ari, fg_ari_frame
+from .accumulators import (MSEAccumulator, SegmentationAccumulator, SemanticAccumulator, TrackingAccumulator,
+                           summarize)
+from .clustering import (cluster_accuracy, clustering_accuracy, confusion_matrix, semantic_from_confusion,
+                         semantic_scores)
+from .image import mse, mse_sum
+from .segmentation import (SEGMENTATION_METRICS, ari, ari_frame, contingency, fg_ari, fg_ari_frame, mbo, miou,
+                           miou_clevrtex, miou_clevrtex_fg, segmentation_metrics)
+from .tracking import clear_mot, frame_inputs, mot
 from .versions import VERSIONS, version
 
 _LAZY = ("lpips", "LPIPSWeightsMissing")
 
-__all__ = ["ari", "fg_ari", "ari_frame", "fg_ari_frame", "contingency", "VERSIONS", "version", *_LAZY]
+__all__ = [
+    # segmentation (§1-§3)
+    "ari", "fg_ari", "ari_frame", "fg_ari_frame", "miou", "miou_clevrtex", "miou_clevrtex_fg", "mbo",
+    "contingency", "segmentation_metrics", "SEGMENTATION_METRICS",
+    # clustering (§4, §5)
+    "semantic_scores", "semantic_from_confusion", "confusion_matrix", "cluster_accuracy", "clustering_accuracy",
+    # tracking (§6)
+    "clear_mot", "mot", "frame_inputs",
+    # images (§7, §8)
+    "mse", "mse_sum", *_LAZY,
+    # aggregation
+    "summarize", "SegmentationAccumulator", "TrackingAccumulator", "SemanticAccumulator", "MSEAccumulator",
+    "VERSIONS", "version",
+]
 
 
 def _load_lpips() -> types.ModuleType:

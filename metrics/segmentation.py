@@ -226,3 +226,188 @@ def _nanmean_rows(x: Any) -> Any:
     s = xp.where(ok, x, xp.zeros_like(x)).sum(1)
     cnt_f = cnt.to(torch.float64) if xp is torch else cnt.astype(np.float64)
     return xp.where(cnt > 0, s / xp.where(cnt > 0, cnt_f, xp.ones_like(cnt_f)), xp.full_like(s, float("nan")))
+
+
+# --------------------------------------------------------------------------------------------
+# object mIoU (§2) and mBO (§3)
+# --------------------------------------------------------------------------------------------
+def _tables_numpy(c: Any) -> np.ndarray:
+    return c.cpu().numpy() if isinstance(c, torch.Tensor) else c
+
+
+def _iou_tables(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact IoU ``n_ij / (a_i + b_j − n_ij)`` of every (GT, pred) pair, 0 where the union is 0 (§0)."""
+    a = c.sum(2)
+    b = c.sum(1)
+    union = a[:, :, None] + b[:, None, :] - c
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, c / np.maximum(union, 1), 0.0)
+    return iou, a, b
+
+
+def _gt_rows(a: np.ndarray, include_background: bool) -> np.ndarray:
+    """Bool [b, Kt]: the GT masks that count (non-empty; id 0 only with include_background)."""
+    rows = a > 0
+    if not include_background:
+        rows[:, 0] = False
+    return rows
+
+
+def _miou_from_counts(c: Any, include_background: bool) -> np.ndarray:
+    """Hungarian mIoU per table: Σ matched IoU / K_gt; NaN when K_gt = 0 (§2 default)."""
+    c = _tables_numpy(c)
+    iou, a, b = _iou_tables(c)
+    rows = _gt_rows(a, include_background)
+    k_gt = rows.sum(1)
+    out = np.full(c.shape[0], np.nan)
+    iou_r = np.where(rows[:, :, None], iou, 0.0)
+    best = iou_r.max(2)  # every counted GT row overlaps some prediction, so best > 0 there
+    arg = iou_r.argmax(2)
+    # Shortcut: when the per-row maxima lie in distinct columns, taking them is an assignment that
+    # reaches the upper bound Σ_i max_j IoU_ij, hence optimal; only the other samples need scipy.
+    kp = c.shape[2]
+    bidx = np.broadcast_to(np.arange(c.shape[0])[:, None], arg.shape)
+    hits = np.bincount((bidx * kp + arg)[rows], minlength=c.shape[0] * kp).reshape(c.shape[0], kp)
+    easy = (hits.max(1) <= 1) & (k_gt > 0)
+    out[easy] = best.sum(1)[easy] / k_gt[easy]
+    for s in np.nonzero(~easy & (k_gt > 0))[0]:
+        r = np.nonzero(rows[s])[0]
+        cols = np.nonzero(b[s] > 0)[0]  # every predicted id present, background slot included
+        m = iou[s][np.ix_(r, cols)]
+        ri, ci = linear_sum_assignment(m, maximize=True)
+        out[s] = m[ri, ci].sum() / len(r)  # unmatched GT masks (K_gt > C_pred) add 0
+    return out
+
+
+def _mbo_from_counts(c: Any) -> np.ndarray:
+    """Mean over non-empty foreground GT masks of the best IoU over all predictions (§3)."""
+    c = _tables_numpy(c)
+    iou, a, _ = _iou_tables(c)
+    rows = _gt_rows(a, include_background=False)
+    k_gt = rows.sum(1)
+    best = np.where(rows, iou.max(2), 0.0).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k_gt > 0, best / np.maximum(k_gt, 1), np.nan)
+
+
+def _clevrtex_from_counts(c: Any, soft_k: int | None, foreground: bool) -> np.ndarray:
+    """Port of ``CLEVRTEX_Evaluator.update`` mIoU per table (§2 ``miou_clevrtex``).
+
+    Mask stacks, per sample: predictions have ``Kp`` channels (K of soft masks, else the largest
+    predicted id + 1), GT ``max(largest GT id + 1, Kp)``; both are padded with empty masks to
+    ``K``. IoUs are float32 as in the reference (so that its assignment and tie-breaks are
+    reproduced); entries with an empty mask are 0. ``linear_sum_assignment(iou.T, maximize=True)``
+    aligns predictions to GT slots and
+    ``mIoU = Σ_k IoU_k / #{k : GT_k non-empty or aligned pred_k non-empty}``; ``foreground`` drops
+    GT slot 0 and divides by ``num_pairs − 1`` (NaN when that is 0). The reference takes the GT
+    channel count over its batch; ocbench takes it per sample (the reference run with batch 1).
+    """
+    c = _tables_numpy(c)
+    out = np.full(c.shape[0], np.nan)
+    for s in range(c.shape[0]):
+        cs = c[s]
+        a, b = cs.sum(1), cs.sum(0)
+        kp = soft_k if soft_k is not None else int(np.nonzero(b)[0].max()) + 1
+        kt = max(int(np.nonzero(a)[0].max()) + 1 if a.any() else 1, kp)
+        K = max(kt, kp)
+        n = np.zeros((K, K), np.int64)  # [true, pred]
+        r_, c_ = min(cs.shape[0], K), min(cs.shape[1], K)
+        n[:r_, :c_] = cs[:r_, :c_]
+        at, bp = n.sum(1), n.sum(0)
+        union = at[:, None] + bp[None, :] - n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            iou = (n.astype(np.float32) / union.astype(np.float32)).astype(np.float32)
+        iou[at == 0, :] = 0.0
+        iou[:, bp == 0] = 0.0
+        iou = np.nan_to_num(iou, nan=0.0, posinf=0.0, neginf=0.0)
+        true_ind, pred_ind = linear_sum_assignment(iou, maximize=True)
+        ious = iou[true_ind, pred_ind].astype(np.float64)
+        num_pairs = int(((at > 0) | (bp[pred_ind] > 0)).sum())
+        if foreground:
+            out[s] = ious[1:].sum() / (num_pairs - 1) if num_pairs > 1 else np.nan
+        else:
+            out[s] = ious.sum() / num_pairs if num_pairs > 0 else np.nan
+    return out
+
+
+def miou(true_ids: Any, pred_ids: Any, *, include_background: bool = False) -> Any:
+    """Object mIoU with Hungarian matching, float64 ``[B]`` (§2 default; video: ``T·H·W`` volumes).
+
+    GT masks are the non-empty ids > 0 (id 0 too with ``include_background``, SlotDiffusion's
+    convention); predicted masks are all predicted ids present, background slot included. The
+    matching maximises the total IoU; unmatched GT masks score 0, extra predictions cost nothing.
+    Value = Σ matched IoU / K_gt; samples with K_gt = 0 are NaN (skipped).
+    """
+    ids = prepare_pair(true_ids, pred_ids)
+    vals = _per_sample(ids, None, lambda c: _miou_from_counts(c, include_background))
+    return wrap_output(vals, ids.out_kind, ids.device)
+
+
+def mbo(true_ids: Any, pred_ids: Any) -> Any:
+    """Mean best overlap, float64 ``[B]`` (§3): per foreground GT mask the best IoU over all
+    predicted masks (one prediction may serve several), averaged; NaN without foreground GT."""
+    ids = prepare_pair(true_ids, pred_ids)
+    vals = _per_sample(ids, None, _mbo_from_counts)
+    return wrap_output(vals, ids.out_kind, ids.device)
+
+
+def miou_clevrtex(true_ids: Any, pred_ids: Any, *, foreground: bool = False) -> Any:
+    """ClevrTex's mIoU (``CLEVRTEX_Evaluator``), float64 ``[B]``; unmatched non-empty predictions
+    lower the score. ``foreground=True`` is its ``mIoU_fg`` (also ``miou_clevrtex_fg``)."""
+    ids = prepare_pair(true_ids, pred_ids)
+    vals = _per_sample(ids, None, lambda c: _clevrtex_from_counts(c, ids.soft_k, foreground))
+    return wrap_output(vals, ids.out_kind, ids.device)
+
+
+def miou_clevrtex_fg(true_ids: Any, pred_ids: Any) -> Any:
+    """``miou_clevrtex(..., foreground=True)``: GT slot 0 dropped, divided by ``num_pairs − 1``."""
+    return miou_clevrtex(true_ids, pred_ids, foreground=True)
+
+
+# --------------------------------------------------------------------------------------------
+# several metrics from one pass (used by SegmentationAccumulator)
+# --------------------------------------------------------------------------------------------
+SEGMENTATION_METRICS = ("ari", "fg_ari", "ari_frame", "fg_ari_frame", "miou", "miou_bg", "mbo",
+                        "miou_clevrtex", "miou_clevrtex_fg")
+
+
+def segmentation_metrics(true_ids: Any, pred_ids: Any, metrics: tuple[str, ...] = ("ari", "fg_ari", "miou", "mbo"),
+                         *, skip_empty_fg: bool = False) -> dict[str, Any]:
+    """Several per-sample metrics (names in ``SEGMENTATION_METRICS``) from one contingency pass
+    (plus one per-frame pass for ``*_frame``); ``miou_bg`` is ``miou(include_background=True)``.
+    ``skip_empty_fg`` applies to the ARI family. Returns ``{name: float64 [B]}``."""
+    unknown = [m for m in metrics if m not in SEGMENTATION_METRICS]
+    if unknown:
+        raise ValueError(f"metrics: unknown {unknown}; expected names from {SEGMENTATION_METRICS}")
+    ids = prepare_pair(true_ids, pred_ids)
+    fns: dict[str, Callable[[Any], Any]] = {
+        "ari": lambda c: _ari_from_counts(c, False, skip_empty_fg),
+        "fg_ari": lambda c: _ari_from_counts(c, True, skip_empty_fg),
+        "miou": lambda c: _miou_from_counts(c, False),
+        "miou_bg": lambda c: _miou_from_counts(c, True),
+        "mbo": _mbo_from_counts,
+        "miou_clevrtex": lambda c: _clevrtex_from_counts(c, ids.soft_k, False),
+        "miou_clevrtex_fg": lambda c: _clevrtex_from_counts(c, ids.soft_k, True),
+    }
+    out: dict[str, Any] = {}
+    whole = [m for m in metrics if m in fns]
+    if whole:
+        parts: dict[str, list] = {m: [] for m in whole}
+        for _, c in _count_chunks(ids, None):
+            for m in whole:
+                parts[m].append(fns[m](c))
+        for m in whole:
+            if ids.backend == "torch":
+                v = torch.cat([torch.as_tensor(x, dtype=torch.float64, device=ids.device) for x in parts[m]])
+            else:
+                v = np.concatenate([np.asarray(x, np.float64) for x in parts[m]])
+            out[m] = wrap_output(v, ids.out_kind, ids.device)
+    frame = [m for m in metrics if m.endswith("_frame")]
+    if frame:
+        B, T = ids.shape[:2]
+        for m in frame:
+            v = _per_sample(ids, None, lambda c, bg=(m == "fg_ari_frame"): _ari_from_counts(c, bg, skip_empty_fg),
+                            flat_frames=True).reshape(B, T)
+            v = _nanmean_rows(v) if skip_empty_fg else v.mean(1)
+            out[m] = wrap_output(v, ids.out_kind, ids.device)
+    return {m: out[m] for m in metrics}

@@ -2,6 +2,7 @@
 
 Bump the number after ``/`` whenever a convention changes the values a metric returns
 (counted points, matching, aggregation, precision); the rest of the string says what it is.
+Sections (§) refer to ``specs/metrics.md``.
 """
 from __future__ import annotations
 
@@ -11,7 +12,27 @@ VERSIONS: dict[str, str] = {
     "fg_ari": "fg_ari/1 gt-foreground-pixels per-sample(video=T·H·W) bincount float64 degenerate=1",
     "ari_frame": "ari_frame/1 mean-of-per-frame all-pixels float64 degenerate=1",
     "fg_ari_frame": "fg_ari_frame/1 mean-of-per-frame gt-foreground-pixels float64 degenerate=1",
+    # §2, §3
+    "miou": "miou/1 hungarian fg-gt-nonempty all-pred-ids exact-iou per-sample(video=T·H·W) unmatched=0",
+    "miou_bg": "miou_bg/1 hungarian gt-incl-background-nonempty all-pred-ids exact-iou unmatched=0",
+    "miou_clevrtex": "miou_clevrtex/1 clevrtex-evaluator-port pad=max(Kp,Kt) float32-iou per-sample-K",
+    "miou_clevrtex_fg": "miou_clevrtex_fg/1 clevrtex-evaluator-port slot0-dropped /(num_pairs-1)",
+    "mbo": "mbo/1 best-iou-per-fg-gt over-all-pred-ids exact-iou per-sample(video=T·H·W)",
+    # §4, §5
+    "semantic": "semantic/1 global-confusion hungarian(-hist) nanmean-over-defined-classes bkg-included",
+    "semantic_dti": "semantic_dti/1 global-confusion hungarian(-hist) mean(nan_to_num) as DTI SegmentationScores",
+    "cluster_accuracy": "cluster_accuracy/1 unique-labels hungarian|many_to_one acc=correct/N",
+    # §6
+    "mot": "mot/1 motmetrics-1.4.0-semantics per-video-accumulator mask-iou>=0.5 dist=1-iou "
+           "exclude-bg-iou>0.2 counts-summed",
+    "mot_ocrb": "mot_ocrb/1 ocrb-eval_mot frames[2,10) masks>5px dist>0.5-forbidden exclude-bg one-accumulator",
+    # §7
+    "mse": "mse/1 mean-over-CHW per-frame in[0,1] mean-over-frames float64",
+    "mse_sum": "mse_sum/1 sum-over-CHW per-frame in[0,1] mean-over-frames float64",
 }
+# every CLEAR-MOT summary value carries the tracking convention
+for _k in ("mota", "motp", "motp_iou"):
+    VERSIONS[_k] = VERSIONS["mot"]
 
 
 def version(name: str) -> str:
