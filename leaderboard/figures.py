@@ -138,10 +138,11 @@ def bar_figure(dataset: str, seeds: pd.DataFrame, paper: pd.DataFrame | None, ru
             ax.set_title(_panel_name(var, split))
             ax.axhline(0, color="0.3", linewidth=0.8)
         handles = [Patch(facecolor="0.6", label="ocbench: mean ± 1 sd over seeds"),
-                   Line2D([], [], marker="o", linestyle="", color="black", markersize=4, label="one seed"),
-                   Line2D([], [], marker="D", linestyle="", mfc="white", mec="black", color="black",
-                          label="paper (published mean ± std)")]
-        fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
+                   Line2D([], [], marker="o", linestyle="", color="black", markersize=4, label="one seed")]
+        if p is not None and len(p):
+            handles.append(Line2D([], [], marker="D", linestyle="", mfc="white", mec="black", color="black",
+                                  label="paper (published mean ± std)"))
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
         fig.suptitle(f"{dataset_label(dataset)}: {metric_label(metric)}")
         return _save(fig, Path(path))
 
