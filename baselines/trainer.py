@@ -223,7 +223,7 @@ def _validator(val, device: torch.device, size: int, batch_size: int, amp: bool,
         return None
     frames = _frames_numpy(val)[:size]
     masks = np.asarray(val.masks).reshape(-1, *val.masks.shape[2:])[:size]
-    video = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+    video = torch.from_numpy(np.array(frames)).to(device)  # a writable copy of the memmap slice
     true = torch.from_numpy(masks.astype(np.int64)).to(device)
     warned = []
 
@@ -264,8 +264,8 @@ def train_model(model: nn.Module, cfg: TrainSettings, train, val, ctx: FitContex
     schedule = Schedule(round(cfg.warmup_steps * sched_scale), cfg.decay_rate,
                         max(1, round(cfg.decay_steps * sched_scale)))
     params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+    if cfg.optimizer == "adam":  # the fused kernel on CUDA: one launch for all parameters
+        opt = torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=cuda or None)
     else:
         opt = torch.optim.RMSprop(params, lr=cfg.lr, eps=cfg.eps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
