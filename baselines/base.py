@@ -183,12 +183,19 @@ def _discover() -> None:
         print(f"warning: an {ENTRY_POINT_GROUP} entry point failed to load: {e}", file=sys.stderr)
 
 
+_PLUGINS: dict[str, list[str]] = {}
+
+
 def load_plugin(path: str | Path) -> list[str]:
-    """Import a method file from outside the package; returns the names it registered."""
+    """Import a method file from outside the package (once); returns the names it registered."""
     path = Path(path)
     if not path.is_file():
         raise MethodError(f"plugin file {path} does not exist")
-    before = set(_METHODS)
+    key = str(path.resolve())
+    if key in _PLUGINS:
+        return list(_PLUGINS[key])
+    _discover()  # built-in methods first, so a plugin cannot be mistaken for registering them
+    before = dict(_METHODS)
     mod_name = "ocbench_plugin_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
     spec = importlib.util.spec_from_file_location(mod_name, path)
     module = importlib.util.module_from_spec(spec)
@@ -197,9 +204,10 @@ def load_plugin(path: str | Path) -> list[str]:
         spec.loader.exec_module(module)
     except Exception as e:
         raise MethodError(f"plugin {path} failed to import: {type(e).__name__}: {e}") from e
-    new = sorted(set(_METHODS) - before)
+    new = sorted(n for n, c in _METHODS.items() if before.get(n) is not c)
     if not new:
         raise MethodError(f"plugin {path} registered no method (use @baselines.register_method)")
+    _PLUGINS[key] = new
     return new
 
 

@@ -182,10 +182,8 @@ def ensure_data(name: str, variant: str, opts: RunOptions, log: Callable[[str], 
 
 def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -> list[dict]:
     """Fit once, score every test split, write one record per split; never raises."""
-    for p in opts.plugins:
-        if p not in _LOADED_PLUGINS:
-            load_plugin(p)
-            _LOADED_PLUGINS.add(p)
+    for p in opts.plugins:  # in a worker process of --jobs, plugins are imported again
+        load_plugin(p)
     store = ResultsStore(opts.results)
     prof = get_run_profile(opts.profile)
     spec = generators.get_spec(unit.dataset)
@@ -224,11 +222,7 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -
     except Exception as e:  # the fit failed: every split of the unit gets a failed record
         err = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exc(limit=8)[-3000:])
         log(f"  FAILED fit {unit.label}: {type(e).__name__}: {e}")
-        for split in splits:
-            rec = dict(base, run_id=run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile),
-                       split=split, status="failed", error=err, metrics={}, train_seconds=round(time.time() - t0, 3),
-                       eval_seconds=0.0, config=dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else None,
-                       config_hash=config_hash(cfg), created=_now(), phase="fit")
+        for rec in failed_records(unit, opts, err, phase="fit", cfg=cfg, train_seconds=time.time() - t0):
             store.write(rec)
             records.append(rec)
         return records
@@ -258,7 +252,20 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -
     return records
 
 
-_LOADED_PLUGINS: set[str] = set()
+def failed_records(unit: Unit, opts: RunOptions, err: str, phase: str, cfg=None,
+                   train_seconds: float = 0.0) -> list[dict]:
+    """One failed record per test split of the unit, with the error text and the phase it failed in."""
+    spec = generators.get_spec(unit.dataset)
+    out = []
+    for split in spec.test_splits(opts.profile, unit.variant):
+        out.append({"run_id": run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile),
+                    "method": unit.method, "dataset": unit.dataset, "variant": unit.variant, "split": split,
+                    "seed": unit.seed, "profile": opts.profile, "device": opts.device, "packages": _packages(),
+                    "git_revision": _git_revision(), "status": "failed", "error": err, "phase": phase,
+                    "metrics": {}, "train_seconds": round(train_seconds, 3), "eval_seconds": 0.0,
+                    "config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else None,
+                    "config_hash": config_hash(cfg), "created": _now()})
+    return out
 
 
 def _jsonable_info(info: dict) -> dict:
@@ -299,12 +306,23 @@ def run_grid(units: Sequence[Unit], opts: RunOptions, jobs: int = 1,
             todo.append(u)
     log(f"{len(units)} runs planned, {skipped} already in the store, {len(todo)} to do "
         f"(profile {opts.profile}, device {opts.device})")
-    # data first, once per (dataset, variant), so parallel units never generate the same split
-    for d, v in sorted({(u.dataset, u.variant) for u in todo}):
-        ensure_data(d, v, opts, log)
     ok = failed = 0
     failures: list[str] = []
     t_start = time.time()
+    # data first, once per (dataset, variant), so parallel units never generate the same split; a
+    # dataset that cannot be made fails its units with the reason, and the rest of the grid goes on
+    for d, v in sorted({(u.dataset, u.variant) for u in todo}):
+        try:
+            ensure_data(d, v, opts, log)
+        except Exception as e:
+            err = f"{type(e).__name__}: {e}"
+            log(f"  FAILED data {d}/{v}: {err}")
+            for u in [u for u in todo if (u.dataset, u.variant) == (d, v)]:
+                for rec in failed_records(u, opts, err, phase="data"):
+                    store.write(rec)
+                    failed += 1
+                    failures.append(f"{rec['run_id']}: {err.splitlines()[0]}")
+            todo = [u for u in todo if (u.dataset, u.variant) != (d, v)]
 
     def account(unit: Unit, recs: list[dict], i: int):
         nonlocal ok, failed

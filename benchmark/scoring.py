@@ -8,7 +8,6 @@ longer than a clip length L also get ``by_length[metric][L]`` on the first L fra
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable
 
 import numpy as np
@@ -16,7 +15,6 @@ import numpy as np
 import metrics as M
 
 SEG = ("ari", "fg_ari", "miou", "mbo")
-MOT_COUNTS = ("num_objects", "num_matches", "num_switches", "num_misses", "num_false_positives")
 
 
 class PredictionError(ValueError):
@@ -78,84 +76,74 @@ def predict_batch(model, video, device: str):
 
 
 class SplitScorer:
-    """Accumulates per-sample metric values and tracking counts batch by batch."""
+    """Scores a split batch by batch with the streaming accumulators of ``metrics``."""
 
     def __init__(self, kind: str, T: int, lengths: Iterable[int] = (), lpips_nets: tuple[str, ...] = ("vgg",)):
         self.kind = kind
-        self.T = T
         self.lengths = [L for L in lengths if kind == "video" and L < T]
-        self.values: dict[str, list[np.ndarray]] = {}
-        self.by_length: dict[str, dict[int, list[np.ndarray]]] = {}
-        self.mot_true: list[np.ndarray] = []
-        self.mot_pred: list[np.ndarray] = []
-        self.mot_bg: list[tuple] = []
+        names = SEG + (("ari_frame", "fg_ari_frame") if kind == "video" else ())
+        self.seg = M.SegmentationAccumulator(names)
+        self.track = M.TrackingAccumulator() if kind == "video" else None
+        self.mse = M.MSEAccumulator()
         self.lpips_nets = lpips_nets
-        self.lpips_status: dict[str, str] = {}
+        self.lpips_vals: dict[str, list[np.ndarray]] = {}
+        self.lpips_missing: dict[str, str] = {}
+        self.by_len = {L: (M.SegmentationAccumulator(("ari", "fg_ari")), M.MSEAccumulator()) for L in self.lengths}
         self.n = 0
-
-    def _add(self, name: str, vals) -> None:
-        self.values.setdefault(name, []).append(np.asarray(_to_numpy(vals), np.float64).reshape(-1))
+        self.has_recon = False
 
     def update(self, true_ids: np.ndarray, pred_ids: np.ndarray, video: np.ndarray | None = None,
                recon: np.ndarray | None = None, background_ids: tuple = ()) -> None:
-        true_ids = np.asarray(true_ids, np.int64)
         self.n += true_ids.shape[0]
-        self._add("ari", M.ari(true_ids, pred_ids))
-        self._add("fg_ari", M.ari(true_ids, pred_ids, ignore_background=True))
-        self._add("miou", M.miou(true_ids, pred_ids))
-        self._add("mbo", M.mbo(true_ids, pred_ids))
-        if self.kind == "video":
-            self._add("ari_frame", M.ari_frame(true_ids, pred_ids))
-            self._add("fg_ari_frame", M.ari_frame(true_ids, pred_ids, ignore_background=True))
-            self.mot_true.append(true_ids)
-            self.mot_pred.append(pred_ids)
-            self.mot_bg.extend([tuple(background_ids)] * true_ids.shape[0])
+        self.seg.update(true_ids, pred_ids)
+        if self.track is not None:
+            self.track.update(true_ids, pred_ids, background_ids=tuple(background_ids))
+        x = None
         if recon is not None and video is not None:
+            self.has_recon = True
             x = np.asarray(video, np.float32) / 255.0
-            self._add("mse", M.mse(x, recon))
+            self.mse.update(x, recon)
             for net in self.lpips_nets:
-                name = f"lpips_{net}"
-                if self.lpips_status.get(name) == "missing":
+                if net in self.lpips_missing:
+                    continue
+                from metrics.lpips import MIN_SIZE
+
+                if min(x.shape[2:4]) < MIN_SIZE[net]:  # the trunk's last tap would be empty
+                    self.lpips_missing[net] = f"not applicable: frames smaller than {MIN_SIZE[net]} px"
                     continue
                 try:
-                    self._add(name, M.lpips(x, recon, net=net, input_range="[0,1]"))
-                except M.LPIPSWeightsMissing as e:
-                    self.lpips_status[name] = "missing"
-                    self.lpips_missing_reason = str(e)
-        for L in self.lengths:
-            t, p = true_ids[:, :L], pred_ids[:, :L]
-            d = self.by_length
-            d.setdefault("ari", {}).setdefault(L, []).append(M.ari(t, p))
-            d.setdefault("fg_ari", {}).setdefault(L, []).append(M.ari(t, p, ignore_background=True))
-            if recon is not None and video is not None:
-                d.setdefault("mse", {}).setdefault(L, []).append(
-                    M.mse(np.asarray(video[:, :L], np.float32) / 255.0, recon[:, :L]))
+                    v = M.lpips(x, recon, net=net, input_range="[0,1]")
+                    self.lpips_vals.setdefault(net, []).append(np.asarray(_to_numpy(v), np.float64).reshape(-1))
+                except M.LPIPSWeightsMissing as e:  # reported as missing, never computed with a random trunk
+                    self.lpips_missing[net] = str(e).splitlines()[0]
+        for L, (seg, mse) in self.by_len.items():
+            seg.update(true_ids[:, :L], pred_ids[:, :L])
+            if x is not None:
+                mse.update(x[:, :L], recon[:, :L])
 
     def compute(self) -> dict[str, Any]:
-        out: dict[str, dict] = {}
-        for name, parts in self.values.items():
-            out[name] = summarize(np.concatenate(parts), M.VERSIONS.get(name.replace("_frame", ""), name))
-        for name, status in self.lpips_status.items():
-            out[name] = {"value": None, "n": 0, "n_skipped": self.n, "status": "lpips_weights_missing",
-                         "version": M.VERSIONS.get("lpips", "lpips")}
-        if self.kind == "video" and self.mot_true:
-            mot = M.clear_mot([v for b in self.mot_true for v in b], [v for b in self.mot_pred for v in b])
-            summ = mot["summary"] if "summary" in mot else mot
-            for k, v in summ.items():
-                if isinstance(v, (int, float, np.integer, np.floating)):
-                    out[k] = {"value": float(v), "n": len(self.mot_bg), "n_skipped": 0,
-                              "version": M.VERSIONS.get("mot", "mot")}
-        by_length = {m: {str(L): float(np.nanmean(np.concatenate([np.asarray(_to_numpy(a)).reshape(-1) for a in v])))
-                         for L, v in per.items()} for m, per in self.by_length.items()}
+        out = dict(self.seg.compute())
+        if self.has_recon:
+            out.update(self.mse.compute())
+            for net, parts in self.lpips_vals.items():
+                out[f"lpips_{net}"] = M.summarize(np.concatenate(parts), _lpips_version(net))
+            for net, why in self.lpips_missing.items():
+                status = "not_applicable" if why.startswith("not applicable") else "lpips_weights_missing"
+                out[f"lpips_{net}"] = {"value": None, "n": 0, "n_skipped": self.n, "status": status,
+                                       "error": why, "version": _lpips_version(net)}
+        if self.track is not None:
+            mot = self.track.compute()
+            for k, v in mot["summary"].items():
+                out[k] = {"value": float(v), "n": mot["n"], "n_skipped": mot["n_skipped"], "status": mot["status"],
+                          "version": mot["version"]}
+        by_length: dict[str, dict[str, float]] = {}
+        for L, (seg, mse) in self.by_len.items():
+            res = dict(seg.compute())
+            if self.has_recon:
+                res.update(mse.compute())
+            for m, r in res.items():
+                by_length.setdefault(m, {})[str(L)] = r["value"]
         return {"metrics": out, "by_length": by_length, "n_samples": self.n}
-
-
-def summarize(vals: np.ndarray, version: str) -> dict:
-    ok = ~np.isnan(vals)
-    n = int(ok.sum())
-    return {"value": float(vals[ok].mean()) if n else None,
-            "std": float(vals[ok].std(ddof=1)) if n > 1 else None,
-            "n": n, "n_skipped": int((~ok).sum()), "version": version}
 
 
 def score_split(model, ds, device: str, limit: int | None = None, lengths: Iterable[int] = (),
@@ -175,3 +163,7 @@ def score_split(model, ds, device: str, limit: int | None = None, lengths: Itera
         scorer.update(b["masks"].numpy(), masks, video=video, recon=recon,
                       background_ids=tuple(pred.background_ids or ()))
     return scorer.compute()
+
+
+def _lpips_version(net: str) -> str:
+    return f"lpips_{net}/1 v0.1 lin heads, ImageNet {net} trunk, per frame then mean per video"

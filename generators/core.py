@@ -71,6 +71,9 @@ class DatasetSpec:
     chunk: int = 256
     # splits each variant has (default: all of the profile's splits)
     variant_splits: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # optional check(profile, config) that raises DatasetError when a profile cannot be made from
+    # this config (e.g. the paper profile of Scattered MNIST needs all 60,000 MNIST digits)
+    check: Callable[[str, dict], None] | None = None
 
     def variant(self, variant: str | None) -> str:
         v = self.default_variant if variant is None else variant
@@ -260,14 +263,16 @@ def generate_split(name: str, split: str, variant: str | None = None, profile: s
     v = spec.variant(variant)
     n = spec.size(profile, split, v)
     final = split_dir(name, split, v, profile, root)
+    cfg = spec.config(v, split)
+    if spec.check is not None:
+        spec.check(profile, cfg)
     if final.exists() and not force:
         try:
-            verify_split(final)
-            return final
+            if verify_split(final)["config"] == cfg:
+                return final
         except DatasetError:
-            pass  # corrupt: regenerate below
+            pass  # corrupt or stale: regenerate below
     final.parent.mkdir(parents=True, exist_ok=True)
-    cfg = spec.config(v, split)
     tmp = Path(tempfile.mkdtemp(prefix=f".{split}.tmp-", dir=final.parent))
     t0 = time.time()
     try:
@@ -390,6 +395,16 @@ def verify_split(folder: str | os.PathLike) -> dict:
     return manifest
 
 
+def check_config(manifest: Mapping, config: Mapping, folder: Path) -> None:
+    """A split made from another config (an older generator, another MNIST copy) is stale."""
+    if manifest.get("config") != config:
+        old, new = manifest.get("config") or {}, config
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise DatasetError(
+            f"{folder} was generated with a different config (keys {diff}); regenerate with: "
+            f"{_regen_command(manifest['generator'], manifest['variant'], manifest['profile'])}")
+
+
 def manifest_hash(manifest: Mapping) -> str:
     return hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()[:16]
 
@@ -406,7 +421,7 @@ def status(name: str, variant: str | None = None, profile: str = DEFAULT_PROFILE
             out[s] = "missing"
             continue
         try:
-            verify_split(d)
+            check_config(verify_split(d), spec.config(v, s), d)
             out[s] = "verified"
         except DatasetError as e:
             out[s] = f"corrupt: {e}"

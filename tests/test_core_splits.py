@@ -154,3 +154,26 @@ def test_env_root(tmp_path, monkeypatch):
     monkeypatch.setenv("OCBENCH_DATA", str(tmp_path / "envroot"))
     assert generators.data_root() == tmp_path / "envroot"
     assert generators.data_root(tmp_path / "x") == tmp_path / "x"
+
+
+def test_stale_config_is_detected_and_regenerated(tmp_path, monkeypatch):
+    folder = generators.generate_split("_toy", "test", profile="smoke", root=tmp_path)
+    changed = TOY.__class__(**{**TOY.__dict__, "base_config": {"frames": 2, "size": 8, "extra": 1}})
+    monkeypatch.setitem(generators.core._REGISTRY, "_toy", changed)
+    with pytest.raises(generators.DatasetError, match=r"different config \(keys \['extra'\]\)"):
+        generators.load("_toy", "test", profile="smoke", root=tmp_path)
+    assert generators.status("_toy", profile="smoke", root=tmp_path)["test"].startswith("corrupt")
+    generators.generate_split("_toy", "test", profile="smoke", root=tmp_path)  # remakes it
+    assert generators.load("_toy", "test", profile="smoke", root=tmp_path).config["extra"] == 1
+
+
+def test_profile_check_refuses_before_writing(tmp_path, monkeypatch):
+    def refuse(profile, cfg):
+        if profile == "paper":
+            raise generators.DatasetError("paper needs more source data")
+
+    monkeypatch.setitem(generators.core._REGISTRY, "_toy", TOY.__class__(**{**TOY.__dict__, "check": refuse}))
+    with pytest.raises(generators.DatasetError, match="more source data"):
+        generators.generate_split("_toy", "test", profile="paper", root=tmp_path)
+    assert not tmp_path.exists() or not any(tmp_path.rglob("*.npy"))
+    generators.generate_split("_toy", "test", profile="smoke", root=tmp_path)
