@@ -15,6 +15,8 @@ import numpy as np
 import metrics as M
 
 SEG = ("ari", "fg_ari", "miou", "mbo")
+MOT_KEYS = ("mota", "motp_iou", "num_objects", "num_matches", "num_switches", "num_misses", "num_false_positives",
+            "mostly_tracked", "partially_tracked", "mostly_lost")
 
 
 class PredictionError(ValueError):
@@ -133,7 +135,8 @@ class SplitScorer:
                                        "error": why, "version": _lpips_version(net)}
         if self.track is not None:
             mot = self.track.compute()
-            for k, v in mot["summary"].items():
+            for k in MOT_KEYS:  # the *_pct and motp (distance) values are derivable from these
+                v = mot["summary"][k]
                 out[k] = {"value": float(v), "n": mot["n"], "n_skipped": mot["n_skipped"], "status": mot["status"],
                           "version": mot["version"]}
         by_length: dict[str, dict[str, float]] = {}

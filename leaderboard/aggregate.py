@@ -41,6 +41,7 @@ METRIC_ORDER: tuple[str, ...] = (
     "fg_ari", "ari", "fg_ari_frame", "ari_frame", "miou", "miou_clevrtex", "mbo",
     "mse", "mse_sum", "lpips_vgg", "lpips_alex", "lpips_squeeze",
     "mota", "motp_iou", "num_switches", "num_misses", "num_false_positives", "num_matches", "num_objects",
+    "mostly_tracked", "partially_tracked", "mostly_lost",
     "semantic_macc", "semantic_miou", "semantic_acc", "cluster_acc", "cluster_macc",
 )
 
@@ -52,12 +53,16 @@ _LABELS = {
     "num_false_positives": "false pos.", "num_matches": "matches", "num_objects": "objects",
     "semantic_macc": "sem. mACC", "semantic_miou": "sem. mIoU", "semantic_acc": "sem. acc",
     "cluster_acc": "cluster ACC", "cluster_macc": "cluster mACC",
+    "mostly_tracked": "MT tracks", "partially_tracked": "PT tracks", "mostly_lost": "ML tracks",
 }
 
 # tokens of a metric name (split on "_") that make it a fraction shown in percent
 _PERCENT_TOKENS = frozenset({"ari", "iou", "miou", "mbo", "mota", "motp", "acc", "macc", "accuracy", "hota",
                              "deta", "assa", "recall", "precision", "f1", "pct", "percent", "frac"})
-_LOWER_BETTER_COUNTS = frozenset({"num_switches", "num_misses", "num_false_positives", "num_fragmentations"})
+_LOWER_BETTER_COUNTS = frozenset({"num_switches", "num_misses", "num_false_positives", "num_fragmentations",
+                                  "mostly_lost"})
+_HIGHER_BETTER_COUNTS = frozenset({"mostly_tracked", "num_matches"})
+_COUNT_NAMES = frozenset({"mostly_tracked", "partially_tracked", "mostly_lost"})
 
 #: Main metric per dataset for the bar figures (task brief): MOTA for the SILOT sets, else FG-ARI.
 _MAIN_METRIC_PREFIX = (("scattered", "mota"),)
@@ -82,7 +87,7 @@ def metric_kind(metric: str) -> str:
     if m.startswith("mse"):
         return "mse"
     tokens = set(m.split("_"))
-    if m.startswith("num_") and not tokens & {"pct", "percent", "frac"}:
+    if (m.startswith("num_") and not tokens & {"pct", "percent", "frac"}) or m in _COUNT_NAMES:
         return "count"
     if tokens & _PERCENT_TOKENS:
         return "percent"
@@ -94,6 +99,8 @@ def higher_is_better(metric: str) -> bool | None:
     kind = metric_kind(metric)
     if kind in ("mse", "lpips") or metric in _LOWER_BETTER_COUNTS:
         return False
+    if metric in _HIGHER_BETTER_COUNTS:
+        return True
     if kind == "count":
         return None
     return True
