@@ -80,8 +80,10 @@ def predict_batch(model, video, device: str):
 class SplitScorer:
     """Scores a split batch by batch with the streaming accumulators of ``metrics``."""
 
-    def __init__(self, kind: str, T: int, lengths: Iterable[int] = (), lpips_nets: tuple[str, ...] = ("vgg",)):
+    def __init__(self, kind: str, T: int, lengths: Iterable[int] = (), lpips_nets: tuple[str, ...] = ("vgg",),
+                 device: str = "cpu"):
         self.kind = kind
+        self.device = device  # where LPIPS runs (its trunk is the only heavy part of scoring)
         self.lengths = [L for L in lengths if kind == "video" and L < T]
         names = SEG + (("ari_frame", "fg_ari_frame") if kind == "video" else ())
         self.seg = M.SegmentationAccumulator(names)
@@ -114,7 +116,12 @@ class SplitScorer:
                     self.lpips_missing[net] = f"not applicable: frames smaller than {MIN_SIZE[net]} px"
                     continue
                 try:
-                    v = M.lpips(x, recon, net=net, input_range="[0,1]")
+                    if self.device != "cpu":
+                        torch = _torch()
+                        xa, ya = torch.from_numpy(x).to(self.device), torch.from_numpy(recon).to(self.device)
+                    else:
+                        xa, ya = x, recon
+                    v = M.lpips(xa, ya, net=net, input_range="[0,1]")
                     self.lpips_vals.setdefault(net, []).append(np.asarray(_to_numpy(v), np.float64).reshape(-1))
                 except M.LPIPSWeightsMissing as e:  # reported as missing, never computed with a random trunk
                     self.lpips_missing[net] = str(e).splitlines()[0]
@@ -156,7 +163,7 @@ def score_split(model, ds, device: str, limit: int | None = None, lengths: Itera
     T, H, W, C = ds.shape
     bs = max(1, batch_frames // T) if getattr(model, "frame_by_frame", False) else max(1, batch_frames // max(T, 1))
     bs = getattr(model, "eval_batch_size", None) or bs
-    scorer = SplitScorer(ds.kind, T, lengths)
+    scorer = SplitScorer(ds.kind, T, lengths, device=device)
     for lo in range(0, n, bs):
         idx = np.arange(lo, min(n, lo + bs))
         b = ds.batch(idx)
