@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["lpips", "LPIPS", "LPIPSWeightsMissing", "VERSION", "NETS", "MIN_SIZE", "load_restricted_pickle"]
@@ -277,10 +276,18 @@ def _trunk_from_state_dict(net: str, path: str | os.PathLike) -> dict[str, torch
     return {k: _check_shape(k, obj[k], shape, p).float().clone() for k, shape in ref.items()}
 
 
+def _source_key(backbone_weights: str | os.PathLike | None) -> tuple:
+    """Cache key of a trunk source: resolved path and mtime (a rewritten file is re-read)."""
+    if backbone_weights is None:
+        return (None, None)
+    bw = str(Path(backbone_weights).resolve())
+    return (bw, os.stat(bw).st_mtime_ns if os.path.exists(bw) else None)
+
+
 def _weights(net: str, backbone_weights: str | os.PathLike | None) -> dict[str, torch.Tensor]:
     """Trunk state dict plus ``lin{k}`` head vectors for ``net``, cached per (net, source file)."""
-    bw = None if backbone_weights is None else str(Path(backbone_weights).resolve())
-    key = (net, bw, None if bw is None or not os.path.exists(bw) else os.stat(bw).st_mtime_ns)
+    key = (net, *_source_key(backbone_weights))
+    bw = key[1]
     with _CACHE_LOCK:
         if key in _WEIGHT_CACHE:
             return _WEIGHT_CACHE[key]
@@ -316,7 +323,7 @@ class LPIPS(nn.Module):
 
     Parameters are frozen and the module is in eval mode (the v0.1 heads carry no dropout here:
     lpips' ``NetLinLayer`` dropout is inactive in eval). Gradients flow to the inputs if enabled,
-    so it can serve as a perceptual loss; :func:`lpips` wraps it with ``no_grad``.
+    so it can serve as a perceptual loss; :func:`lpips` wraps it in ``inference_mode``.
     """
 
     def __init__(self, net: str = "vgg", *, backbone_weights: str | os.PathLike | None = None,
@@ -329,7 +336,6 @@ class LPIPS(nn.Module):
         self.taps = _TAPS[net]
         # only the layers up to the last tap are ever run; the rest are kept so that the
         # torchvision state-dict keys match one to one.
-        self._last = self.taps[-1][1]
         w = _weights(net, backbone_weights)
         self.features.load_state_dict(
             {k[len("features."):]: v for k, v in w.items() if k.startswith("features.")}, strict=True)
@@ -348,8 +354,8 @@ class LPIPS(nn.Module):
         for a, b in self.taps:
             for i in range(a, b):
                 x = self.features[i](x)
-            # channel-unit normalisation of lpips (normalize_tensor); clone-free since the next
-            # ReLU is applied to the following conv's output, not to this tensor.
+            # channel-unit normalisation of lpips (normalize_tensor). No clone needed: every slice
+            # starts with a MaxPool or Conv, so the in-place ReLUs never touch a tapped tensor.
             out.append(x / (torch.sqrt(torch.sum(x * x, dim=1, keepdim=True)) + _EPS))
         return out
 
@@ -383,8 +389,7 @@ def _check_net(net: str) -> None:
 
 
 def _module(net: str, device: torch.device, backbone_weights) -> LPIPS:
-    bw = None if backbone_weights is None else str(Path(backbone_weights).resolve())
-    key = (net, str(device), bw)
+    key = (net, str(device), *_source_key(backbone_weights))
     with _CACHE_LOCK:
         mod = _MODULE_CACHE.get(key)
     if mod is None:

@@ -4,6 +4,7 @@ VGG runs at 32x32 to stay fast; the published numbers are checked with AlexNet a
 """
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import sys
@@ -14,8 +15,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
-
-import importlib
 
 # the module itself: ``metrics.lpips`` as an attribute is the re-exported function (metrics/__init__)
 L = importlib.import_module("metrics.lpips")
