@@ -52,14 +52,12 @@ TINY = {
                    refine_layers=2, refine_mlp=16, lstm=8),
 }
 LEARNED = sorted(TINY)
-_PENDING = [n for n in LEARNED if n not in methods()]  # written in later commits
-LEARNED = [n for n in LEARNED if n not in _PENDING]
 
 
 def tiny(name: str, channels: int = 3, **over):
     cls = get_method(name)
     info = DatasetInfo("toy", "", "image", (1, H, W, channels), 2)
-    cfg = dataclasses.replace(cls.Config(), **TINY[name], **{"batch_size": 8, "steps": 20, **over})
+    cfg = dataclasses.replace(cls.Config(), **{**TINY[name], "batch_size": 8, "steps": 20, **over})
     return cls(cfg, info)
 
 
@@ -77,8 +75,6 @@ def test_paper_configs_per_dataset():
     md = sa.for_dataset("multi_dsprites", "colored_on_grayscale")
     assert (md.num_slots, md.slot_size, md.lr, md.warmup_steps, md.batch_size, md.steps) == (6, 64, 4e-4, 10_000, 64,
                                                                                              500_000)
-    if _PENDING:
-        pytest.skip(f"not yet written: {_PENDING}")
     io = get_method("iodine").Config
     t, d = io.for_dataset("tetrominoes", ""), io.for_dataset("multi_dsprites", "colored_on_grayscale")
     assert (t.num_slots, t.latent, t.iterations, t.lstm) == (4, 32, 5, 0)  # no LSTM for Tetrominoes
@@ -125,8 +121,7 @@ def _losses(name: str, steps: int, **over) -> list[float]:
     return [p["loss"] for p in ctx.info["curve"]]
 
 
-@pytest.mark.parametrize("name,steps,lr", [c for c in [("slot_attention", 40, 2e-3), ("monet", 30, 1e-3),
-                                                      ("iodine", 30, 1e-3)] if c[0] in LEARNED])
+@pytest.mark.parametrize("name,steps,lr", [("slot_attention", 40, 2e-3), ("monet", 30, 1e-3), ("iodine", 30, 1e-3)])
 def test_loss_decreases_on_toy_scenes(name, steps, lr):
     losses = _losses(name, steps, lr=lr)
     assert len(losses) == steps
@@ -159,3 +154,29 @@ def test_slot_attention_softmax_is_over_slots():
     mod = SlotAttentionModule(num_slots=4, dim=8, in_dim=8, iterations=1)
     _, attn = mod(torch.randn(2, 10, 8))
     torch.testing.assert_close(attn.sum(1), torch.ones(2, 10) + 4 * mod.eps)
+
+
+@pytest.mark.parametrize("channels,expected", [(3, 17), (1, 11)])
+def test_iodine_refinement_inputs(channels, expected):
+    # App. C: 17 image-sized inputs for RGB (x, mu, m, logits, posterior, grad mu, grad m, p(x|z), leave-one-out,
+    # 2 coordinates); Tetrominoes has no LSTM
+    cls = get_method("iodine")
+    info = DatasetInfo("tetrominoes", "", "image", (1, 35, 35, channels), 3)
+    model = cls(cls.Config.for_dataset("tetrominoes", ""), info).build_model()
+    assert model.refine_conv[0].in_channels == expected
+    assert model.lstm is None
+    assert model.refine_out.in_features == 128 + 4 * 32  # [MLP 128, lambda, grad lambda] with z = 32
+
+
+def test_iodine_loss_weights_iterations_linearly():
+    torch.manual_seed(0)
+    model = tiny("iodine", iterations=3).build_model()
+    x = torch.from_numpy(toy_split(2).video[:, 0]).permute(0, 3, 1, 2).float() / 255
+    total, _, _ = model.run(x, sample=False)
+    ls = model.iteration_losses
+    assert len(ls) == 3
+    torch.testing.assert_close(total.detach(), ls[0] / 3 + 2 * ls[1] / 3 + ls[2])
+    assert not torch.allclose(ls[0], ls[2])  # the refinement changed the posterior
+    model1 = tiny("iodine", iterations=1).build_model()
+    model1.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model1.run(x, sample=False)[0].detach(), ls[0])  # L_1 does not depend on T
