@@ -7,8 +7,9 @@ training loss of a float batch ``x`` [B,C,H,W] in [0,1], and whose ``decompose(x
 - device: CUDA when available (``ctx.device`` overrides), bf16 autocast, TF32, cuDNN autotuning and
   channels-last memory on the GPU; optional ``torch.compile`` with a clean fallback to eager;
 - data: the whole training split, folded into frames [N*T,H,W,C] uint8, is held on the device and
-  batches are drawn there with a seeded generator (DESIGN.md "Performance habits"); a split that does
-  not fit is read from the host memmap with pinned copies instead;
+  batches are drawn there with a seeded generator (DESIGN.md "Performance habits"), as
+  ``generators.DeviceSplit`` does for whole videos; a split that does not fit (over half the free GPU
+  memory, or 8 GiB on the CPU) is read from the host memmap with pinned copies instead;
 - Adam/RMSProp, global-norm gradient clipping, linear warm-up then exponential decay
   (``lr * decay_rate ** (step / decay_steps)``, the Slot Attention / IODINE code's form);
 - checkpoints every N steps and at the end (model, optimiser, scheduler, RNG states, step, curve),
@@ -135,11 +136,12 @@ class FrameSource:
             on_device = self._fits(frames.nbytes)
         self.on_device = on_device
         if on_device:
-            if hasattr(split, "to") and not isinstance(split.video, torch.Tensor):
-                held = split.to(device).video  # the loader's DeviceSplit (the whole split on the device)
-                self.frames = held.reshape(-1, *held.shape[2:])
-            else:
-                self.frames = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+            # Only the frames move (not the masks, which training never reads), in chunks, so a big
+            # video split is never held twice in host memory (the work of ``split.to(device)``).
+            self.frames = torch.empty(frames.shape, dtype=torch.uint8, device=device)
+            step = max(1, (256 * 2**20) // max(1, frames[0].nbytes))
+            for lo in range(0, self.n, step):
+                self.frames[lo:lo + step].copy_(torch.from_numpy(np.array(frames[lo:lo + step])))
             self.gen = torch.Generator(device=device).manual_seed(seed)
         else:
             self.frames_np = frames
