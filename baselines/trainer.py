@@ -48,8 +48,9 @@ class TrainingDiverged(RuntimeError):
 class TrainSettings:
     """Optimisation and trainer options shared by every learned method's config.
 
-    ``steps`` is the paper's number of updates; the profile scales it (``ctx.scale_steps``) and
-    the warm-up / decay lengths by the same fraction, so a short run sees the whole schedule shape.
+    ``steps`` is the paper's number of updates; the profile scales it (``ctx.scale_steps``, which also
+    applies ``max_steps``) and the warm-up / decay lengths by the same fraction, so a short run sees the
+    whole schedule shape.
     """
 
     steps: int = 500_000
@@ -262,7 +263,9 @@ def train_model(model: nn.Module, cfg: TrainSettings, train, val, ctx: FitContex
     use_compile = cuda if cfg.compile is None else bool(cfg.compile)
 
     total = ctx.scale_steps(cfg.steps)
-    sched_scale = max(1, round(cfg.steps * ctx.step_scale)) / cfg.steps  # profile fraction, not max_steps
+    # the warm-up and decay shrink with the run (profile fraction and max_steps cap alike), so a short
+    # run sees the paper's schedule shape; a time budget does not change them (it is an interruption)
+    sched_scale = total / cfg.steps
     schedule = Schedule(round(cfg.warmup_steps * sched_scale), cfg.decay_rate,
                         max(1, round(cfg.decay_steps * sched_scale)))
     params = [p for p in model.parameters() if p.requires_grad]

@@ -62,15 +62,32 @@ def test_same_seed_same_run_on_cpu():
     assert la != lc
 
 
-def test_resume_after_interruption_gives_the_same_losses(tmp_path):
+def test_resume_after_interruption_gives_the_same_losses(tmp_path, monkeypatch):
     _, full = _fit(steps=8)
-    _, first = _fit(tmp_path, steps=8, max_steps=5, checkpoint_every=3)  # interrupted after step 5
-    assert first.info["steps"] == 5 and (tmp_path / CHECKPOINT_NAME).exists()
+    orig, calls = FrameSource.sample, []
+
+    def dying(self, batch_size):
+        calls.append(1)
+        if len(calls) == 7:  # the process dies while drawing step 7's batch; step 6 was checkpointed
+            raise KeyboardInterrupt
+        return orig(self, batch_size)
+
+    monkeypatch.setattr(FrameSource, "sample", dying)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(tmp_path, steps=8, checkpoint_every=3)
+    monkeypatch.setattr(FrameSource, "sample", orig)
+    assert torch.load(tmp_path / CHECKPOINT_NAME, weights_only=False)["step"] == 6
     _, second = _fit(tmp_path, steps=8, checkpoint_every=3)
-    assert second.info["resumed_from_step"] == 5 and second.info["steps"] == 8
+    assert second.info["resumed_from_step"] == 6 and second.info["steps"] == 8
     assert [p["step"] for p in second.info["curve"]] == list(range(1, 9))
     np.testing.assert_allclose([p["loss"] for p in second.info["curve"]],
                                [p["loss"] for p in full.info["curve"]], rtol=1e-6)
+
+
+def test_max_steps_caps_the_run_and_shrinks_the_schedule():
+    _, ctx = _fit(steps=100, max_steps=5, warmup_steps=20)
+    assert ctx.info["steps"] == 5 and ctx.info["total_steps"] == 5
+    assert ctx.info["schedule_scale"] == pytest.approx(0.05)
 
 
 def test_nan_loss_ends_the_run_as_diverged():
