@@ -11,22 +11,26 @@ NaN marks a skipped sample (``summarize`` counts them as ``n_skipped``).
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ._checks import Ids, prepare_pair, prepare_valid, wrap_output
+from ._checks import Ids, id_range, prepare_pair, prepare_valid, wrap_output
 
 __all__ = ["ari", "fg_ari", "ari_frame", "fg_ari_frame", "contingency", "miou", "miou_clevrtex",
            "miou_clevrtex_fg", "mbo"]
 
-# Pixels per bincount call on the CPU: 2**18 keys (~0.5 MiB as uint16) stay in cache; measured
-# ~5x faster than one bincount over a whole 10k-image batch (benchmarks/bench_metrics.py).
-_CHUNK_PIXELS = 1 << 18
+# Pixels per bincount call on the CPU: 2**16 int64 keys (512 KiB) stay in cache; measured ~3x
+# faster than one bincount over a whole 10k-image batch (benchmarks/bench_metrics.py).
+_CHUNK_PIXELS = 1 << 16
 # On an accelerator fewer, larger calls are better; this bounds the int64 key array (128 MiB).
 _TORCH_CHUNK_PIXELS = 1 << 24
+# Tables gathered before the metric code runs on them (its cost is per call, not per sample).
+_GROUP_SAMPLES = 2048
 # Above this many (gt, pred) cells per sample the ids are first remapped to their distinct values.
 _MAX_DENSE_CELLS = 1 << 16
 
@@ -40,12 +44,14 @@ def _np_counts(t: np.ndarray, p: np.ndarray, valid: np.ndarray | None, kt: int, 
     rows = kt + (valid is not None)  # invalid points go to an extra GT row that is cut off
     size = rows * kp
     total = b * size
-    kd = np.uint16 if total <= (1 << 16) else (np.uint32 if total <= (1 << 32) else np.int64)
-    key = t.astype(kd)
+    # Key dtype: int64 inputs are used as they are (bincount wants intp, so any narrower key would
+    # be cast back); narrow inputs (uint8 masks) are cheaper as uint16 keys when they fit.
+    wide = t.dtype.itemsize >= 8 or p.dtype.itemsize >= 8 or total > (1 << 16)
+    kd = np.int64 if wide else np.uint16
     if valid is not None:
-        key[~valid] = kt
-    key *= kd(kp)
-    np.add(key, p, out=key, casting="unsafe")
+        t = np.where(valid, t, kt)
+    key = np.multiply(t, kd(kp), dtype=kd, casting="unsafe")
+    np.add(key, p, out=key, dtype=kd, casting="unsafe")
     if b > 1:
         key += (np.arange(b, dtype=kd) * kd(size))[:, None]
     c = np.bincount(key.ravel(), minlength=total).reshape(b, rows, kp)
@@ -78,13 +84,81 @@ def _remap(x: Any, keep_zero: bool) -> tuple[Any, int]:
     return inv, len(u)
 
 
+def _workers() -> int:
+    """Threads for the CPU contingency tables: torch's intra-op thread count (the user's knob),
+    at most 4. numpy's ufuncs and bincount release the GIL, so chunks run in parallel."""
+    return max(1, min(4, torch.get_num_threads(), os.cpu_count() or 1))
+
+
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    """A process-local pool (re-created after a fork, whose child has no worker threads)."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != n:
+        _POOL = (os.getpid(), n, ThreadPoolExecutor(max_workers=n, thread_name_prefix="ocbench-metrics"))
+    return _POOL[2]
+
+
+def _chunk_tables(ids: Ids, t: Any, p: Any, v: Any, lo: int, hi: int, step: int) -> list[tuple[int, Any]]:
+    """(first sample, int64 tables [b, Kt, Kp]) of the cache-sized chunks of samples [lo, hi).
+
+    Ids are range-checked chunk by chunk (the chunk is in cache then: one pass fewer over the batch
+    than a global min/max). Row i / column j are ids i / j, except for samples of a chunk with more
+    than ``_MAX_DENSE_CELLS`` cells, which are remapped one by one to their distinct ids; row 0 is
+    the GT background in both cases.
+    """
+    counts = _torch_counts if ids.backend == "torch" else _np_counts
+    out: list[tuple[int, Any]] = []
+    for a in range(lo, hi, step):
+        sl = slice(a, min(hi, a + step))
+        tc, pc = t[sl], p[sl]
+        vc = v[sl] if v is not None else None
+        kt = id_range(tc, ids.true_name) if ids.true_max is None else ids.true_max + 1
+        kp = id_range(pc, ids.pred_name) if ids.pred_max is None else ids.pred_max + 1
+        if kt * kp <= _MAX_DENSE_CELLS:
+            out.append((a, counts(tc, pc, vc, kt, kp)))
+            continue
+        for s in range(tc.shape[0]):
+            tr, kt_s = _remap(tc[s:s + 1], keep_zero=True)
+            pr, kp_s = _remap(pc[s:s + 1], keep_zero=False)
+            out.append((a + s, counts(tr, pr, vc[s:s + 1] if vc is not None else None, kt_s, kp_s)))
+    return out
+
+
+def _merge(parts: list[tuple[int, Any]], backend: str) -> Iterator[tuple[slice, Any]]:
+    """One zero-padded table stack for consecutive parts (trailing all-zero rows/columns carry no
+    information for any metric here), or the parts one by one if that would be too large."""
+    b = sum(int(c.shape[0]) for _, c in parts)
+    kt = max(int(c.shape[1]) for _, c in parts)
+    kp = max(int(c.shape[2]) for _, c in parts)
+    lo = parts[0][0]
+    if len(parts) == 1:
+        yield slice(lo, lo + b), parts[0][1]
+        return
+    if b * kt * kp > _MAX_DENSE_CELLS * 64:
+        for a, c in parts:
+            yield slice(a, a + c.shape[0]), c
+        return
+    if backend == "torch":
+        out = torch.zeros((b, kt, kp), dtype=torch.long, device=parts[0][1].device)
+    else:
+        out = np.zeros((b, kt, kp), dtype=np.int64)
+    i = 0
+    for _, c in parts:
+        out[i:i + c.shape[0], :c.shape[1], :c.shape[2]] = c
+        i += c.shape[0]
+    yield slice(lo, lo + b), out
+
+
 def _count_chunks(ids: Ids, valid: Any, flat_frames: bool = False) -> Iterator[tuple[slice, Any]]:
-    """Yield (sample slice, int64 tables [b, Kt, Kp]) over the batch.
+    """Yield (sample slice, int64 tables [b, Kt, Kp]) over the batch, in order.
 
     ``flat_frames`` treats every frame as its own sample (``*_frame`` metrics). Tables are numpy on
-    the CPU backend and torch on the input's device otherwise. Row i / column j are ids i / j,
-    except when ids were remapped (more than ``_MAX_DENSE_CELLS`` cells); row 0 is the GT
-    background in both cases.
+    the CPU backend and torch on the input's device otherwise. Tables are computed for cache-sized
+    chunks (in parallel threads on the CPU) and gathered into groups of about ``_GROUP_SAMPLES``
+    so that the metric code runs once per group.
     """
     t, p = ids.true, ids.pred
     B, T, H, W = ids.shape
@@ -94,21 +168,21 @@ def _count_chunks(ids: Ids, valid: Any, flat_frames: bool = False) -> Iterator[t
     t = t.reshape(B, n)
     p = p.reshape(B, n)
     v = valid.reshape(B, n) if valid is not None else None
-    kt, kp = ids.true_max + 1, ids.pred_max + 1
-    dense = kt * kp <= _MAX_DENSE_CELLS
     per = _TORCH_CHUNK_PIXELS if ids.backend == "torch" else _CHUNK_PIXELS
-    step = max(1, per // n) if dense else 1
-    counts = _torch_counts if ids.backend == "torch" else _np_counts
-    for lo in range(0, B, step):
-        sl = slice(lo, min(B, lo + step))
-        tc, pc = t[sl], p[sl]
-        vc = v[sl] if v is not None else None
-        if dense:
-            yield sl, counts(tc, pc, vc, kt, kp)
+    step = max(1, per // n)
+    group = max(step, (_GROUP_SAMPLES // step) * step)
+    nw = _workers() if ids.backend == "numpy" else 1
+    for glo in range(0, B, group):
+        ghi = min(B, glo + group)
+        n_chunks = -(-(ghi - glo) // step)
+        if nw > 1 and n_chunks >= 2 * nw:
+            per_worker = -(-n_chunks // nw) * step
+            bounds = [(a, min(ghi, a + per_worker)) for a in range(glo, ghi, per_worker)]
+            parts = [x for r in _pool(nw).map(lambda ab: _chunk_tables(ids, t, p, v, ab[0], ab[1], step), bounds)
+                     for x in r]
         else:
-            tr, kt_c = _remap(tc, keep_zero=True)
-            pr, kp_c = _remap(pc, keep_zero=False)
-            yield sl, counts(tr, pr, vc, kt_c, kp_c)
+            parts = _chunk_tables(ids, t, p, v, glo, ghi, step)
+        yield from _merge(parts, ids.backend)
 
 
 def contingency(true_ids: Any, pred_ids: Any, *, valid: Any = None) -> list[np.ndarray]:
@@ -117,7 +191,7 @@ def contingency(true_ids: Any, pred_ids: Any, *, valid: Any = None) -> list[np.n
     A helper for inspection and tests (the metrics use the same code internally). Tables are
     ``[max_true_id+1, max_pred_id+1]`` numpy arrays.
     """
-    ids = prepare_pair(true_ids, pred_ids)
+    ids = prepare_pair(true_ids, pred_ids, check_values=False)
     v = prepare_valid(valid, ids)
     out: list[np.ndarray] = []
     for _, c in _count_chunks(ids, v):
@@ -183,7 +257,7 @@ def ari(true_ids: Any, pred_ids: Any, *, ignore_background: bool = False, valid:
 
     Degenerate samples (N < 2, both one cluster, both all-singletons) score 1.0 as scikit-learn.
     """
-    ids = prepare_pair(true_ids, pred_ids)
+    ids = prepare_pair(true_ids, pred_ids, check_values=False)
     v = prepare_valid(valid, ids)
     vals = _per_sample(ids, v, lambda c: _ari_from_counts(c, ignore_background, skip_empty_fg))
     return wrap_output(vals, ids.out_kind, ids.device)
@@ -201,7 +275,7 @@ def ari_frame(true_ids: Any, pred_ids: Any, *, ignore_background: bool = False, 
     With ``skip_empty_fg`` frames without GT foreground are left out of the mean, and a video
     with no such frame at all is NaN (skipped).
     """
-    ids = prepare_pair(true_ids, pred_ids)
+    ids = prepare_pair(true_ids, pred_ids, check_values=False)
     v = prepare_valid(valid, ids)
     B, T = ids.shape[:2]
     vals = _per_sample(ids, v, lambda c: _ari_from_counts(c, ignore_background, skip_empty_fg), flat_frames=True)
@@ -338,7 +412,7 @@ def miou(true_ids: Any, pred_ids: Any, *, include_background: bool = False) -> A
     matching maximises the total IoU; unmatched GT masks score 0, extra predictions cost nothing.
     Value = Σ matched IoU / K_gt; samples with K_gt = 0 are NaN (skipped).
     """
-    ids = prepare_pair(true_ids, pred_ids)
+    ids = prepare_pair(true_ids, pred_ids, check_values=False)
     vals = _per_sample(ids, None, lambda c: _miou_from_counts(c, include_background))
     return wrap_output(vals, ids.out_kind, ids.device)
 
@@ -346,7 +420,7 @@ def miou(true_ids: Any, pred_ids: Any, *, include_background: bool = False) -> A
 def mbo(true_ids: Any, pred_ids: Any) -> Any:
     """Mean best overlap, float64 ``[B]`` (§3): per foreground GT mask the best IoU over all
     predicted masks (one prediction may serve several), averaged; NaN without foreground GT."""
-    ids = prepare_pair(true_ids, pred_ids)
+    ids = prepare_pair(true_ids, pred_ids, check_values=False)
     vals = _per_sample(ids, None, _mbo_from_counts)
     return wrap_output(vals, ids.out_kind, ids.device)
 
@@ -354,7 +428,7 @@ def mbo(true_ids: Any, pred_ids: Any) -> Any:
 def miou_clevrtex(true_ids: Any, pred_ids: Any, *, foreground: bool = False) -> Any:
     """ClevrTex's mIoU (``CLEVRTEX_Evaluator``), float64 ``[B]``; unmatched non-empty predictions
     lower the score. ``foreground=True`` is its ``mIoU_fg`` (also ``miou_clevrtex_fg``)."""
-    ids = prepare_pair(true_ids, pred_ids)
+    ids = prepare_pair(true_ids, pred_ids, check_values=False)
     vals = _per_sample(ids, None, lambda c: _clevrtex_from_counts(c, ids.soft_k, foreground))
     return wrap_output(vals, ids.out_kind, ids.device)
 
@@ -379,7 +453,7 @@ def segmentation_metrics(true_ids: Any, pred_ids: Any, metrics: tuple[str, ...] 
     unknown = [m for m in metrics if m not in SEGMENTATION_METRICS]
     if unknown:
         raise ValueError(f"metrics: unknown {unknown}; expected names from {SEGMENTATION_METRICS}")
-    ids = prepare_pair(true_ids, pred_ids)
+    ids = prepare_pair(true_ids, pred_ids, check_values=False)
     fns: dict[str, Callable[[Any], Any]] = {
         "ari": lambda c: _ari_from_counts(c, False, skip_empty_fg),
         "fg_ari": lambda c: _ari_from_counts(c, True, skip_empty_fg),

@@ -150,79 +150,84 @@ def _tables(t: np.ndarray, p: np.ndarray, geometry: str) -> _VideoTables:
 
 
 def _box_iou(bt: np.ndarray, bp: np.ndarray) -> np.ndarray:
-    """IoU of pixel-inclusive boxes [n,4] x [m,4] -> [n,m] (box areas in pixels)."""
-    ih = np.minimum(bt[:, None, 2], bp[None, :, 2]) - np.maximum(bt[:, None, 0], bp[None, :, 0]) + 1
-    iw = np.minimum(bt[:, None, 3], bp[None, :, 3]) - np.maximum(bt[:, None, 1], bp[None, :, 1]) + 1
+    """IoU of pixel-inclusive boxes [..., n, 4] x [..., m, 4] -> [..., n, m] (box areas in pixels)."""
+    a, b = bt[..., :, None, :], bp[..., None, :, :]
+    ih = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1
+    iw = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1
     inter = np.clip(ih, 0, None) * np.clip(iw, 0, None)
-    at = (bt[:, 2] - bt[:, 0] + 1) * (bt[:, 3] - bt[:, 1] + 1)
-    ap = (bp[:, 2] - bp[:, 0] + 1) * (bp[:, 3] - bp[:, 1] + 1)
-    return inter / (at[:, None] + ap[None, :] - inter)
+    at = (bt[..., 2] - bt[..., 0] + 1) * (bt[..., 3] - bt[..., 1] + 1)
+    ap = (bp[..., 2] - bp[..., 0] + 1) * (bp[..., 3] - bp[..., 1] + 1)
+    return inter / (at[..., :, None] + ap[..., None, :] - inter)
 
 
 def _frames(vt: _VideoTables, opts: _Options, background_ids: Sequence[int]) -> Iterator[tuple[list, list, np.ndarray]]:
-    """(oids, hids, dists) per evaluated frame: the exact inputs of ``MOTAccumulator.update``."""
+    """(oids, hids, dists) per evaluated frame: the exact inputs of ``MOTAccumulator.update``.
+
+    The IoUs, the object/hypothesis filters and the background exclusion are computed for all
+    frames of the video at once; the loop only picks each frame's rows and columns.
+    """
     inter = vt.inter
     T = inter.shape[0]
-    at_all = inter.sum(2)
-    bp_all = inter.sum(1)
-    declared_bg = np.isin(vt.p_labels, np.asarray(list(background_ids), dtype=np.int64)) if len(background_ids) else None
+    at = inter.sum(2)
+    bp = inter.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mask_iou = inter / (at[:, :, None] + bp[:, None, :] - inter)  # NaN only for pairs of empty masks
+    iou = _box_iou(vt.boxes_t, vt.boxes_p) if opts.geometry == "box" else mask_iou
+    declared = np.isin(vt.p_labels, np.asarray(list(background_ids), dtype=np.int64)) if len(background_ids) else None
+    tl, pl = vt.t_labels, vt.p_labels
     if opts.ocrb_compat:
-        lo, hi = opts.ocrb_frames
-        if T < hi:
-            raise ValueError(f"ocrb_compat: videos need at least {hi} frames (OCRB scores frames [{lo}, {hi})), "
-                             f"got T={T}; set ocrb_frames=(start, stop)")
-        frames = range(lo, hi)
-    else:
-        frames = range(T)
-    for f in frames:
-        n, at, bp = inter[f], at_all[f], bp_all[f]
-        if opts.ocrb_compat:
-            rows = np.nonzero(at >= _OCRB_MIN_PIXELS)[0]
-            rows = rows[rows > 0]
-            hyp = bp >= _OCRB_MIN_PIXELS
-        else:
-            rows = np.nonzero(at >= opts.min_pixels)[0]
-            rows = rows[rows > 0]
-            hyp = bp > 0
-        if declared_bg is not None:
-            hyp &= ~declared_bg
-        cols = np.nonzero(hyp)[0]
-        if opts.ocrb_compat:
-            # OCRB: the background is the last GT row; drop predictions with IoU > thr to it, then
-            # delete the last row. If the background itself was filtered out (<= 5 pixels) OCRB
-            # deletes the last object row instead; that quirk is kept.
-            use_bg = opts.exclude_bg_iou is not None
-            grow = np.concatenate([rows, [0]]) if (use_bg and at[0] >= _OCRB_MIN_PIXELS) else rows
-            iou = _iou(vt, f, grow, cols, n, at, bp, opts.geometry)
-            if use_bg and len(grow) > 0:
-                if len(cols) > 0:
-                    bg_iou = _iou(vt, f, grow[-1:], cols, n, at, bp, "mask")[0]
-                    keep = ~(bg_iou > opts.exclude_bg_iou)
-                    cols, iou = cols[keep], iou[:, keep]
-                grow, iou = grow[:-1], iou[:-1]
-            rows = grow
-            dist = 1.0 - iou
-            dist[dist > opts.iou_threshold] = np.nan
-        else:
-            if opts.exclude_bg_iou is not None and len(cols) > 0 and at[0] > 0:
-                inter_bg = n[0, cols]
-                bg_iou = inter_bg / (at[0] + bp[cols] - inter_bg)
-                cols = cols[~(bg_iou > opts.exclude_bg_iou)]
-            iou = _iou(vt, f, rows, cols, n, at, bp, opts.geometry)
-            dist = 1.0 - iou
-            dist[iou < opts.iou_threshold] = np.nan
-        yield vt.t_labels[rows].tolist(), vt.p_labels[cols].tolist(), dist
+        yield from _frames_ocrb(vt, opts, declared, at, bp, iou, mask_iou)
+        return
+    obj = at >= opts.min_pixels
+    obj[:, 0] = False
+    hyp = bp > 0
+    if declared is not None:
+        hyp &= ~declared[None, :]
+    if opts.exclude_bg_iou is not None:
+        # mask IoU of each predicted segment with the GT background; 0 when there is no background
+        hyp &= ~(np.nan_to_num(mask_iou[:, 0, :]) > opts.exclude_bg_iou)
+    dist = 1.0 - iou
+    dist[~(iou >= opts.iou_threshold)] = np.nan
+    fo, ro = np.nonzero(obj)
+    fh, ch = np.nonzero(hyp)
+    ob = np.searchsorted(fo, np.arange(T + 1)).tolist()
+    hb = np.searchsorted(fh, np.arange(T + 1)).tolist()
+    o_lab, h_lab = tl[ro].tolist(), pl[ch].tolist()
+    for f in range(T):
+        r, c = ro[ob[f]:ob[f + 1]], ch[hb[f]:hb[f + 1]]
+        yield o_lab[ob[f]:ob[f + 1]], h_lab[hb[f]:hb[f + 1]], dist[f, r[:, None], c]
 
 
-def _iou(vt: _VideoTables, f: int, rows: np.ndarray, cols: np.ndarray, n: np.ndarray, at: np.ndarray,
-         bp: np.ndarray, geometry: str) -> np.ndarray:
-    if len(rows) == 0 or len(cols) == 0:
-        return np.zeros((len(rows), len(cols)))
-    if geometry == "box":
-        return _box_iou(vt.boxes_t[f, rows], vt.boxes_p[f, cols])
-    i = n[np.ix_(rows, cols)]
-    u = at[rows][:, None] + bp[cols][None, :] - i
-    return i / u  # union > 0: every row and column is a non-empty mask
+def _frames_ocrb(vt: _VideoTables, opts: _Options, declared: np.ndarray | None, at: np.ndarray, bp: np.ndarray,
+                 iou: np.ndarray, mask_iou: np.ndarray) -> Iterator[tuple[list, list, np.ndarray]]:
+    """OCRB ``compute_dists_per_frame`` on frames [start, stop): masks of > 5 pixels, the GT
+    background appended as the last row, predictions with IoU > ``exclude_bg_iou`` to it removed,
+    then the last row deleted, and ``dist > iou_threshold`` forbidden."""
+    T = at.shape[0]
+    lo, hi = opts.ocrb_frames
+    if T < hi:
+        raise ValueError(f"ocrb_compat: videos need at least {hi} frames (OCRB scores frames [{lo}, {hi})), "
+                         f"got T={T}; set ocrb_frames=(start, stop)")
+    use_bg = opts.exclude_bg_iou is not None
+    for f in range(lo, hi):
+        rows = np.flatnonzero(at[f] >= _OCRB_MIN_PIXELS)
+        rows = rows[rows > 0]
+        hyp = bp[f] >= _OCRB_MIN_PIXELS
+        if declared is not None:
+            hyp &= ~declared
+        cols = np.flatnonzero(hyp)
+        # If the background itself was filtered out (<= 5 pixels), OCRB deletes the last object
+        # row instead; that quirk is kept. (With no GT row at all OCRB would crash; skipped.)
+        grow = np.concatenate([rows, [0]]) if (use_bg and at[f, 0] >= _OCRB_MIN_PIXELS) else rows
+        m = iou[f][grow][:, cols]
+        if use_bg and len(grow) > 0:
+            if len(cols) > 0:
+                keep = ~(mask_iou[f, grow[-1], cols] > opts.exclude_bg_iou)
+                cols, m = cols[keep], m[:, keep]
+            grow, m = grow[:-1], m[:-1]
+        dist = 1.0 - m
+        dist[dist > opts.iou_threshold] = np.nan
+        yield vt.t_labels[grow].tolist(), vt.p_labels[cols].tolist(), dist
 
 
 def frame_inputs(true_video: Any, pred_video: Any, *, iou_threshold: float = 0.5, min_pixels: int = 1,
@@ -246,7 +251,7 @@ class _State:
     """Pairings and per-object tallies of one motmetrics accumulator."""
 
     m: dict = field(default_factory=dict)  # object id -> last matched hypothesis id (ever)
-    # object key -> [frames present, frames not missed (MATCH or SWITCH), frames with MATCH]
+    # object id -> [frames present, frames not missed (MATCH or SWITCH), frames with MATCH]
     objects: dict = field(default_factory=dict)
 
 
@@ -266,20 +271,24 @@ def _assign(dists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rids[keep], cids[keep]
 
 
-def _update(state: _State, oids: list, hids: list, dists: np.ndarray, okey: Any, counts: np.ndarray) -> float:
+def _update(state: _State, oids: list, hids: list, dists: np.ndarray, counts: list) -> float:
     """One ``MOTAccumulator.update``; adds [frames, objects, matches, switches, misses, fp] to
-    ``counts`` and returns the sum of matched distances."""
+    ``counts`` and returns the sum of matched distances.
+
+    Small frames are handled in plain Python on ``dists.tolist()`` (numpy's per-element indexing
+    costs more than the work); the solver only runs when the allowed pairs are not disjoint.
+    """
     no, nh = len(oids), len(hids)
     dsum = 0.0
-    o_done = np.zeros(no, bool)
-    h_done = np.zeros(nh, bool)
     n_match = n_switch = 0
     m = state.m
-    objs = state.objects
     matched_as: dict[int, bool] = {}  # row -> is_switch
     if no and nh:
+        dl = dists.tolist()
+        o_done = [False] * no
+        h_done = [False] * nh
         hpos = {h: j for j, h in enumerate(hids)}
-        # 1. continuity with the last match ever
+        # 1. continuity with the last match ever (objects in the given order, as motmetrics)
         for i, o in enumerate(oids):
             h = m.get(o)
             if h is None:
@@ -287,41 +296,52 @@ def _update(state: _State, oids: list, hids: list, dists: np.ndarray, okey: Any,
             j = hpos.get(h)
             if j is None or h_done[j]:
                 continue
-            d = dists[i, j]
+            d = dl[i][j]
             if d == d:  # finite (NaN marks forbidden pairs; distances are never inf)
                 o_done[i] = h_done[j] = True
                 n_match += 1
                 dsum += d
                 matched_as[i] = False
         # 2. Hungarian on the rest
-        if not (o_done.all() or h_done.all()):
+        rows = [i for i in range(no) if not o_done[i]]
+        cols = [j for j in range(nh) if not h_done[j]]
+        pairs = [(i, j) for i in rows for j in cols if dl[i][j] == dl[i][j]]
+        if len({i for i, _ in pairs}) < len(pairs) or len({j for _, j in pairs}) < len(pairs):
             rest = dists.copy()
-            rest[o_done, :] = np.nan
-            rest[:, h_done] = np.nan
-            for i, j in zip(*_assign(rest)):
-                o, h = oids[i], hids[j]
-                prev = m.get(o)
-                sw = prev is not None and prev != h
-                m[o] = h
-                o_done[i] = h_done[j] = True
-                dsum += rest[i, j]
-                matched_as[int(i)] = sw
-                if sw:
-                    n_switch += 1
-                else:
-                    n_match += 1
+            rest[[i for i in range(no) if o_done[i]], :] = np.nan
+            rest[:, [j for j in range(nh) if h_done[j]]] = np.nan
+            pairs = list(zip(*(x.tolist() for x in _assign(rest))))
+        # else the allowed pairs are disjoint: the only maximum-cardinality matching, which is
+        # what the solver returns with motmetrics' large constant for forbidden pairs
+        for i, j in pairs:
+            o, h = oids[i], hids[j]
+            prev = m.get(o)
+            sw = prev is not None and prev != h
+            m[o] = h
+            dsum += dl[i][j]
+            matched_as[i] = sw
+            if sw:
+                n_switch += 1
+            else:
+                n_match += 1
     # 3./4. misses and false positives; per-object tallies for mostly tracked / lost
+    objs = state.objects
     for i, o in enumerate(oids):
-        key = (okey, o) if okey is not None else o
-        rec = objs.get(key)
+        rec = objs.get(o)
         if rec is None:
-            rec = objs[key] = [0, 0, 0]
+            rec = objs[o] = [0, 0, 0]
         rec[0] += 1
-        if i in matched_as:
+        sw = matched_as.get(i)
+        if sw is not None:
             rec[1] += 1
-            if not matched_as[i]:
+            if not sw:
                 rec[2] += 1
-    counts += (1, no, n_match, n_switch, no - n_match - n_switch, nh - n_match - n_switch)
+    counts[0] += 1
+    counts[1] += no
+    counts[2] += n_match
+    counts[3] += n_switch
+    counts[4] += no - n_match - n_switch
+    counts[5] += nh - n_match - n_switch
     return dsum
 
 
@@ -384,17 +404,15 @@ class TrackingAccumulator:
             raise ValueError("true_videos: empty; expected at least one video")
         bgs = _bg_per_video(self.background_ids if background_ids is None else background_ids, len(tv))
         opts = self.options
-        base = len(self._counts)
-        for i, (t, p) in enumerate(zip(tv, pv)):
-            t, p = _video_pair(t, p, i)
+        pairs = [_video_pair(t, p, i) for i, (t, p) in enumerate(zip(tv, pv))]  # all checked before any is added
+        for i, (t, p) in enumerate(pairs):
             vt = _tables(t, p, opts.geometry)
             state = self._shared if opts.ocrb_compat else _State()
-            okey = None if opts.ocrb_compat else base + i
-            counts = np.zeros(6, np.int64)
+            counts = [0] * 6
             dsum = 0.0
             for oids, hids, dists in _frames(vt, opts, bgs[i]):
-                dsum += _update(state, oids, hids, dists, okey, counts)
-            self._counts.append(counts)
+                dsum += _update(state, oids, hids, dists, counts)
+            self._counts.append(np.asarray(counts, np.int64))
             self._dsum.append(dsum)
             if not opts.ocrb_compat:
                 self._mt.append(_track_classes(state.objects.values()))
