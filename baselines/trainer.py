@@ -69,6 +69,7 @@ class TrainSettings:
     checkpoint_every: int = 5000
     log_every: int = 50  # loss sync interval on the GPU (every step on the CPU)
     compile: bool | None = None  # None: on for CUDA, off on the CPU
+    compile_mode: str | None = None  # torch.compile mode (None = default; e.g. "max-autotune-no-cudagraphs")
     amp: bool = True  # bf16 autocast on CUDA (never on the CPU)
     predict_batch_size: int = 256
     debug_nan_at_step: int | None = None  # testing aid: the loss becomes NaN at this step
@@ -177,11 +178,12 @@ def _rng_state(source: FrameSource) -> dict:
 
 
 def _set_rng_state(st: dict, source: FrameSource) -> None:
-    torch.set_rng_state(st["torch"])
+    # RNG states are CPU ByteTensors; torch.load(map_location=cuda) moved them to the GPU
+    torch.set_rng_state(st["torch"].cpu())
     np.random.set_state(st["numpy"])
-    source.gen.set_state(st["data"])
+    source.gen.set_state(st["data"].cpu())
     if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in st["cuda"]])
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
@@ -303,7 +305,7 @@ def train_model(model: nn.Module, cfg: TrainSettings, train, val, ctx: FitContex
     compiled = False
     if use_compile:
         try:
-            loss_fn = torch.compile(model)
+            loss_fn = torch.compile(model, mode=cfg.compile_mode)
             compiled = True
         except Exception as e:  # compile itself is lazy; most failures surface at the first call
             ctx.log(f"torch.compile unavailable ({type(e).__name__}: {e}); training eagerly")
