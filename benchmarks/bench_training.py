@@ -69,7 +69,7 @@ def _batches_device(split, batch_size: int, device: torch.device):
 
 
 def run_one(method: str, split, info: DatasetInfo, device: torch.device, path: str, amp: bool, compile_: bool,
-            steps: int, warmup: int, batch_size: int | None) -> dict:
+            steps: int, warmup: int, batch_size: int | None, compile_mode: str | None = None) -> dict:
     cls = get_method(method)
     cfg = cls.make_config(info.name, info.variant)
     if batch_size:
@@ -84,7 +84,7 @@ def run_one(method: str, split, info: DatasetInfo, device: torch.device, path: s
         torch.backends.cudnn.allow_tf32 = True
         model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-5)
-    fn = torch.compile(model) if compile_ else model
+    fn = torch.compile(model, mode=compile_mode) if compile_ else model
     data = (_batches_device if path == "device" else _batches_plain)(split, cfg.batch_size, device)
 
     def step() -> torch.Tensor:
@@ -108,7 +108,8 @@ def run_one(method: str, split, info: DatasetInfo, device: torch.device, path: s
     float(loss.detach())  # syncs the device
     dt = time.perf_counter() - t0
     return {"method": method, "device": str(device), "path": path, "amp": bool(amp and cuda), "compile": compile_,
-            "batch_size": cfg.batch_size, "steps": steps, "steps_per_s": steps / dt}
+            "compile_mode": compile_mode if compile_ else None, "batch_size": cfg.batch_size, "steps": steps,
+            "steps_per_s": steps / dt}
 
 
 def main(argv=None) -> list[dict]:
@@ -124,6 +125,8 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=None, help="default: the paper's batch")
+    ap.add_argument("--compile-modes", nargs="+", default=["default"],
+                    help="torch.compile modes tried on CUDA (default, reduce-overhead, max-autotune-no-cudagraphs)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
 
@@ -143,12 +146,14 @@ def main(argv=None) -> list[dict]:
             device = torch.device(dev)
             settings = [("plain", False, False), ("device", False, False)]
             if device.type == "cuda":
-                settings = [("plain", True, False), ("device", True, False), ("device", False, False),
-                            ("device", True, True)]
+                settings = [("plain", True, False), ("device", True, False), ("device", False, False)]
+                settings += [("device", True, mode) for mode in a.compile_modes]
             base = None
             for path, amp, comp in settings:
                 try:
-                    r = run_one(method, split, info, device, path, amp, comp, a.steps, a.warmup, a.batch_size)
+                    mode = None if comp in (False, "default") else comp
+                    r = run_one(method, split, info, device, path, amp, bool(comp), a.steps, a.warmup, a.batch_size,
+                                mode)
                 except Exception as e:  # e.g. compile unsupported: report and go on
                     print(f"{method:15s} {dev:5s} {path:6s} amp={amp!s:5s} compile={comp!s:5s} FAILED: "
                           f"{type(e).__name__}: {str(e)[:200]}")
