@@ -11,6 +11,7 @@ NaN marks a skipped sample (``summarize`` counts them as ``n_skipped``).
 """
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
@@ -38,12 +39,29 @@ _MAX_DENSE_CELLS = 1 << 16
 # --------------------------------------------------------------------------------------------
 # contingency tables
 # --------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=16)
+def _offsets(b: int, n: int, lanes: int, size: int, dtype: type) -> np.ndarray:
+    """Key offsets [b, n]: sample ``row`` and lane ``col % lanes`` get their own block of ``size`` bins."""
+    off = (np.arange(b)[:, None] * lanes + (np.arange(n) % lanes)[None, :]) * size
+    off = off.astype(dtype)
+    off.flags.writeable = False
+    return off
+
+
 def _np_counts(t: np.ndarray, p: np.ndarray, valid: np.ndarray | None, kt: int, kp: int) -> np.ndarray:
-    """int64 [b, kt, kp] tables of b samples (t, p: [b, N] ids < kt, kp); invalid points dropped."""
-    b = t.shape[0]
+    """int64 [b, kt, kp] tables of b samples (t, p: [b, N] ids < kt, kp); invalid points dropped.
+
+    Neighbouring pixels mostly share a (gt, pred) pair, so one histogram would increment the same
+    counter back to back (a store-to-load dependency chain); ``lanes`` interleaved sub-histograms
+    (pixel ``col`` counts in lane ``col % lanes``) break the chains: bincount ~2x faster, measured.
+    """
+    b, n = t.shape
     rows = kt + (valid is not None)  # invalid points go to an extra GT row that is cut off
     size = rows * kp
-    total = b * size
+    lanes = 8
+    while lanes > 1 and lanes * b * size > (1 << 16):  # keep the sub-histograms cache-sized
+        lanes //= 2
+    total = lanes * b * size
     # Key dtype: int64 inputs are used as they are (bincount wants intp, so any narrower key would
     # be cast back); narrow inputs (uint8 masks) are cheaper as uint16 keys when they fit.
     wide = t.dtype.itemsize >= 8 or p.dtype.itemsize >= 8 or total > (1 << 16)
@@ -52,9 +70,12 @@ def _np_counts(t: np.ndarray, p: np.ndarray, valid: np.ndarray | None, kt: int, 
         t = np.where(valid, t, kt)
     key = np.multiply(t, kd(kp), dtype=kd, casting="unsafe")
     np.add(key, p, out=key, dtype=kd, casting="unsafe")
-    if b > 1:
-        key += (np.arange(b, dtype=kd) * kd(size))[:, None]
-    c = np.bincount(key.ravel(), minlength=total).reshape(b, rows, kp)
+    if total > size:
+        key += _offsets(b, n, lanes, size, kd)
+    c = np.bincount(key.ravel(), minlength=total)
+    if lanes > 1:
+        c = c.reshape(b, lanes, size).sum(1)
+    c = c.reshape(b, rows, kp)
     return c[:, :kt] if valid is not None else c
 
 

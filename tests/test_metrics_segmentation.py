@@ -201,6 +201,33 @@ def test_large_ids_are_remapped_exactly():
         np.testing.assert_allclose(f(big_t, big_p), f(t, p), atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.int32, np.uint64])
+def test_id_dtypes_agree(dtype):
+    rng = np.random.default_rng(2)
+    t, p = rng.integers(0, 5, (5, 2, 6, 7)), rng.integers(0, 6, (5, 2, 6, 7))
+    for f in (M.ari, M.fg_ari, M.miou, M.mbo):
+        np.testing.assert_array_equal(f(t.astype(dtype), p.astype(dtype)), f(t, p))
+    np.testing.assert_array_equal(M.ari(t > 0, p), M.ari((t > 0).astype(np.int64), p))  # bool ids
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_chunks_groups_and_threads_do_not_change_values(monkeypatch, threads):
+    import metrics.segmentation as seg
+
+    rng = np.random.default_rng(9)
+    t, p = rng.integers(0, 6, (40, 2, 5, 5)), rng.integers(0, 7, (40, 2, 5, 5))
+    t[13] = 0  # a sample without foreground inside a chunk
+    ref = {f.__name__: f(t, p) for f in (M.ari, M.fg_ari, M.miou, M.mbo, M.miou_clevrtex)}
+    monkeypatch.setattr(seg, "_CHUNK_PIXELS", 100)  # 2 samples per chunk
+    monkeypatch.setattr(seg, "_GROUP_SAMPLES", 6)
+    monkeypatch.setattr(seg, "_workers", lambda: threads)
+    for f in (M.ari, M.fg_ari, M.miou, M.mbo, M.miou_clevrtex):
+        np.testing.assert_array_equal(f(t, p), ref[f.__name__])
+    t[31, 1, 2, 2] = -3  # an error raised in a worker thread reaches the caller
+    with pytest.raises(ValueError, match="true_ids: negative id -3"):
+        M.ari(t, p)
+
+
 @pytest.mark.parametrize("kind", ["numpy", "torch-input", "torch-backend"])
 def test_backends_agree(kind, monkeypatch):
     rng = np.random.default_rng(7)
