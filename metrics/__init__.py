@@ -59,6 +59,8 @@ class _MetricsPackage(types.ModuleType):
 
     The import system binds a loaded submodule as an attribute of its package, which would
     shadow the ``lpips`` function re-exported here; this setattr hook binds the function instead.
+    So ``metrics.lpips`` (and ``import metrics.lpips as x``) is the function; the module itself is
+    ``importlib.import_module("metrics.lpips")`` (``from metrics.lpips import X`` works as usual).
     """
 
     def __setattr__(self, name: str, value: Any) -> None:

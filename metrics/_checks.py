@@ -140,7 +140,8 @@ def id_range(x: Any, name: str) -> int:
     """Largest id + 1 of an integer array (numpy or torch); ValueError naming ``name`` on a negative id."""
     lo, hi = _minmax(x)
     if lo < 0:
-        raise ValueError(f"{name}: negative id {lo}; expected ids >= 0" + (" (0 = background)" if "true" in name else ""))
+        hint = " (0 = background)" if "true" in name else ""
+        raise ValueError(f"{name}: negative id {lo}; expected ids >= 0{hint}")
     return hi + 1
 
 

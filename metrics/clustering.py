@@ -171,7 +171,8 @@ def cluster_accuracy(true: Any, pred: Any, *, mapping: str = "hungarian", mode: 
         ti = np.searchsorted(allc, cls)[ti]
         cls = allc
     clu, pi = np.unique(p, return_inverse=True)
-    C = np.bincount(pi.reshape(-1) * len(cls) + ti.reshape(-1), minlength=len(clu) * len(cls)).reshape(len(clu), len(cls))
+    C = np.bincount(pi.reshape(-1) * len(cls) + ti.reshape(-1), minlength=len(clu) * len(cls))
+    C = C.reshape(len(clu), len(cls))
     N = t.size
     correct = np.zeros(len(cls), dtype=np.int64)
     if mapping == "hungarian":

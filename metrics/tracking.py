@@ -119,8 +119,10 @@ def _boxes(x: np.ndarray, k: int) -> np.ndarray:
     """Inclusive bounding boxes [T, k, 4] of every id per frame (garbage for absent ids)."""
     T, H, W = x.shape
     f = np.arange(T)[:, None, None]
-    rows = np.bincount(((f * k + x) * H + np.arange(H)[None, :, None]).ravel(), minlength=T * k * H).reshape(T, k, H) > 0
-    cols = np.bincount(((f * k + x) * W + np.arange(W)[None, None, :]).ravel(), minlength=T * k * W).reshape(T, k, W) > 0
+    rkey = (f * k + x) * H + np.arange(H)[None, :, None]
+    ckey = (f * k + x) * W + np.arange(W)[None, None, :]
+    rows = np.bincount(rkey.ravel(), minlength=T * k * H).reshape(T, k, H) > 0
+    cols = np.bincount(ckey.ravel(), minlength=T * k * W).reshape(T, k, W) > 0
     r0 = rows.argmax(2)
     r1 = H - 1 - rows[:, :, ::-1].argmax(2)
     c0 = cols.argmax(2)
