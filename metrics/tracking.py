@@ -187,7 +187,7 @@ def _frames(vt: _VideoTables, opts: _Options, background_ids: Sequence[int]) -> 
         hyp &= ~declared[None, :]
     if opts.exclude_bg_iou is not None:
         # mask IoU of each predicted segment with the GT background; 0 when there is no background
-        hyp &= ~(np.nan_to_num(mask_iou[:, 0, :]) > opts.exclude_bg_iou)
+        hyp &= ~(mask_iou[:, 0, :] > opts.exclude_bg_iou)  # NaN (no background, empty segment): kept
     dist = 1.0 - iou
     dist[~(iou >= opts.iou_threshold)] = np.nan
     fo, ro = np.nonzero(obj)
@@ -470,12 +470,17 @@ class TrackingAccumulator:
 
 def _track_classes(records: Iterable[list[int]]) -> tuple[int, int, int]:
     """motmetrics mostly tracked (ratio >= 0.8), partially tracked, mostly lost (< 0.2), where
-    ratio = frames not missed / frames present."""
-    r = np.array([[a, b] for a, b, _ in records], dtype=np.float64).reshape(-1, 2)
-    if r.shape[0] == 0:
-        return 0, 0, 0
-    ratio = r[:, 1] / r[:, 0]
-    return int((ratio >= 0.8).sum()), int(((ratio >= 0.2) & (ratio < 0.8)).sum()), int((ratio < 0.2).sum())
+    ratio = frames not missed / frames present (plain Python: a handful of objects per video)."""
+    mt = pt = ml = 0
+    for present, tracked, _ in records:
+        r = tracked / present
+        if r >= 0.8:
+            mt += 1
+        elif r >= 0.2:
+            pt += 1
+        else:
+            ml += 1
+    return mt, pt, ml
 
 
 def _ocrb_numbers(records: Iterable[list[int]], mota: float, motp: float) -> dict:
