@@ -186,6 +186,15 @@ def _set_rng_state(st: dict, source: FrameSource) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in st["cuda"]])
 
 
+def _channels_last(model: nn.Module) -> None:
+    """Channels-last for the 4-D weights only: ``Module.to(memory_format=...)`` raises on modules
+    holding 5-D buffers (MONet's), so convert tensor by tensor."""
+    with torch.no_grad():
+        for t in list(model.parameters()) + list(model.buffers()):
+            if t.dim() == 4:
+                t.data = t.data.contiguous(memory_format=torch.channels_last)
+
+
 def _save_atomic(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
@@ -259,7 +268,7 @@ def train_model(model: nn.Module, cfg: TrainSettings, train, val, ctx: FitContex
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-        model.to(memory_format=torch.channels_last)
+        _channels_last(model)
     model.to(device).train()
     amp = cfg.amp and cuda
     use_compile = cuda if cfg.compile is None else bool(cfg.compile)
