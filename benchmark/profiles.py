@@ -28,9 +28,9 @@ class RunProfile:
 
 
 RUN_PROFILES: dict[str, RunProfile] = {
-    "smoke": RunProfile("smoke", seeds=(0,), step_scale=0.0, max_steps=2, fit_time_budget_s=15,
+    "smoke": RunProfile("smoke", seeds=(0,), step_scale=1.0, max_steps=2, fit_time_budget_s=15,
                         learned_eval_frames=64, description="CI-sized: seconds; numbers mean nothing"),
-    "quick": RunProfile("quick", seeds=(0,), step_scale=0.0, max_steps=150, fit_time_budget_s=12,
+    "quick": RunProfile("quick", seeds=(0,), step_scale=1.0, max_steps=150, fit_time_budget_s=12,
                         learned_eval_frames=256,
                         description="CPU preview: minutes for the whole grid; learned methods barely train"),
     "paper": RunProfile("paper", seeds=(0, 1, 2, 3, 4), step_scale=1.0, max_steps=None, fit_time_budget_s=None,
