@@ -186,6 +186,14 @@ def _set_rng_state(st: dict, source: FrameSource) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in st["cuda"]])
 
 
+def prepare_cuda(model: nn.Module) -> None:
+    """GPU settings of every training run: cuDNN autotuning, TF32 matmuls/convs, channels-last weights."""
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    _channels_last(model)
+
+
 def _channels_last(model: nn.Module) -> None:
     """Channels-last for the 4-D weights only: ``Module.to(memory_format=...)`` raises on modules
     holding 5-D buffers (MONet's), so convert tensor by tensor."""
@@ -265,10 +273,7 @@ def train_model(model: nn.Module, cfg: TrainSettings, train, val, ctx: FitContex
     device = device or resolve_device(ctx.device)
     cuda = device.type == "cuda"
     if cuda:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        _channels_last(model)
+        prepare_cuda(model)
     model.to(device).train()
     amp = cfg.amp and cuda
     use_compile = cuda if cfg.compile is None else bool(cfg.compile)

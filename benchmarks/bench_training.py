@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from baselines.base import DatasetInfo, get_method  # noqa: E402
 from baselines.nn import to_unit  # noqa: E402
-from baselines.trainer import FrameSource, _channels_last  # noqa: E402
+from baselines.trainer import FrameSource, prepare_cuda  # noqa: E402
 
 
 class _Frames(torch.utils.data.Dataset):
@@ -79,10 +79,7 @@ def run_one(method: str, split, info: DatasetInfo, device: torch.device, path: s
     model = m.build_model().to(device).train()
     cuda = device.type == "cuda"
     if cuda:
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        _channels_last(model)
+        prepare_cuda(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-5)
     fn = torch.compile(model, mode=compile_mode) if compile_ else model
     data = (_batches_device if path == "device" else _batches_plain)(split, cfg.batch_size, device)
