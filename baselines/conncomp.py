@@ -18,7 +18,8 @@ import math
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
+from scipy import ndimage
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .base import DatasetInfo, FitContext, Method, Prediction, register_method
@@ -56,25 +57,28 @@ class ConnCompConfig:
 
 
 def _frame_background(frames: np.ndarray) -> np.ndarray:
-    """Most frequent colour of each frame: [F,H,W,C] uint8 -> [F,C]."""
+    """Most frequent colour of each frame: [F,H,W,C] uint8 -> [F,C] (ties: the smallest colour code)."""
     F, H, W, C = frames.shape
-    flat = frames.reshape(F, H * W, C).astype(np.int64)
-    codes = np.zeros((F, H * W), np.int64)
+    P = H * W
+    if C == 1:  # one bincount over (frame, level) pairs
+        counts = np.bincount((np.arange(F)[:, None] * 256 + frames.reshape(F, P)).ravel(), minlength=F * 256)
+        return counts.reshape(F, 256).argmax(1)[:, None]
+    flat = frames.reshape(F, P, C).astype(np.uint32)
+    codes = np.zeros((F, P), np.uint32)
     for c in range(C):
-        codes = codes * 256 + flat[..., c]
+        codes = (codes << 8) | flat[..., c]
     s = np.sort(codes, axis=1)
-    # longest run in each sorted row = the mode
-    change = np.ones_like(s, dtype=bool)
+    # runs of equal codes in the flattened sorted rows; every row starts a run
+    change = np.ones((F, P), bool)
     change[:, 1:] = s[:, 1:] != s[:, :-1]
-    out = np.empty((F, C), np.int64)
-    for f in range(F):
-        starts = np.flatnonzero(change[f])
-        lengths = np.diff(np.append(starts, H * W))
-        code = s[f, starts[np.argmax(lengths)]]
-        for c in reversed(range(C)):
-            out[f, c] = code % 256
-            code //= 256
-    return out
+    starts = np.flatnonzero(change.ravel())
+    lengths = np.diff(np.append(starts, F * P))
+    row = starts // P
+    # longest run per row: order runs by (row, -length, start) and take each row's first
+    order = np.lexsort((starts, -lengths, row))
+    first = order[np.searchsorted(row[order], np.arange(F))]
+    code = s.ravel()[starts[first]].astype(np.int64)
+    return np.stack([(code >> (8 * (C - 1 - c))) & 255 for c in range(C)], axis=1)
 
 
 def segment_frames(frames: np.ndarray, cfg: ConnCompConfig) -> np.ndarray:
@@ -83,70 +87,76 @@ def segment_frames(frames: np.ndarray, cfg: ConnCompConfig) -> np.ndarray:
     Labels are 1..n per frame in raster order of their first pixel; 0 = background.
     """
     F, H, W, C = frames.shape
-    x = frames.astype(np.float32)
-    bg = _frame_background(frames).astype(np.float32)
-    fg = (np.abs(x - bg[:, None, None, :]) > cfg.fg_threshold * 255.0).any(-1)  # [F,H,W]
-    n = F * H * W
-    idx = np.arange(n).reshape(F, H, W)
-    if C > 1:
-        norm = np.linalg.norm(x, axis=-1, keepdims=True)
-        unit = x / np.maximum(norm, 1e-6)
-    offsets = [(0, 1), (1, 0)]
-    if cfg.connectivity == 8:
-        offsets += [(1, 1), (1, -1)]
-    elif cfg.connectivity != 4:
+    if cfg.connectivity not in (4, 8):
         raise ValueError(f"connectivity must be 4 or 8, got {cfg.connectivity}")
-    rows, cols = [], []
-    for dy, dx in offsets:
-        ys = slice(0, H - dy)
-        yd = slice(dy, H)
-        xs = slice(max(0, -dx), W - max(0, dx))
-        xd = slice(max(0, dx), W + min(0, dx))
-        ok = fg[:, ys, xs] & fg[:, yd, xd]
-        if C > 1:
-            cos = (unit[:, ys, xs] * unit[:, yd, xd]).sum(-1)
-            ok &= cos >= cfg.colour_cos
-        rows.append(idx[:, ys, xs][ok])
-        cols.append(idx[:, yd, xd][ok])
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
-    graph = coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(n, n))
-    _, comp = connected_components(graph, directed=False)
-    comp = comp.reshape(F, H, W)
-    labels = np.zeros((F, H, W), np.int32)
-    for f in range(F):
-        m = fg[f]
-        if not m.any():
-            continue
-        cf = comp[f][m]
-        uniq, first, inv, counts = np.unique(cf, return_index=True, return_inverse=True, return_counts=True)
-        keep = counts >= cfg.min_pixels
-        # renumber kept components 1..k in raster order of their first pixel
-        order = np.argsort(first)
-        rank = np.zeros(len(uniq), np.int32)
-        kept_sorted = order[keep[order]]
-        rank[kept_sorted] = np.arange(1, len(kept_sorted) + 1, dtype=np.int32)
-        out = np.zeros(H * W, np.int32)
-        out[m.reshape(-1)] = rank[inv]
-        labels[f] = out.reshape(H, W)
-    return labels
+    bg = _frame_background(frames).astype(np.int16)
+    fg = (np.abs(frames.astype(np.int16) - bg[:, None, None, :]) > cfg.fg_threshold * 255.0).any(-1)  # [F,H,W]
+    n = F * H * W
+    if C == 1:
+        # one colour: plain connected components of the foreground, every frame in one C call (the
+        # structure has no links along the frame axis)
+        st = np.zeros((3, 3, 3), bool)
+        st[1] = ndimage.generate_binary_structure(2, 1 if cfg.connectivity == 4 else 2)
+        comp, _ = ndimage.label(fg, structure=st)
+        comp = comp.reshape(-1)
+    else:
+        # a graph over the foreground pixels only (most pixels are background): neighbours join when
+        # both are foreground and their colours' cosine similarity is at least colour_cos
+        fg_flat = fg.reshape(-1)
+        m = int(fg_flat.sum())
+        node = np.full(n, -1, np.int64)
+        node[fg_flat] = np.arange(m)
+        node = node.reshape(F, H, W)
+        pix = frames.reshape(n, C)[fg_flat].astype(np.float32)
+        unit = pix / np.maximum(np.linalg.norm(pix, axis=1, keepdims=True), 1e-6)
+        offsets = [(0, 1), (1, 0)] + ([(1, 1), (1, -1)] if cfg.connectivity == 8 else [])
+        rows, cols = [], []
+        for dy, dx in offsets:
+            ys, yd = slice(0, H - dy), slice(dy, H)
+            xs, xd = slice(max(0, -dx), W - max(0, dx)), slice(max(0, dx), W + min(0, dx))
+            ok = fg[:, ys, xs] & fg[:, yd, xd]
+            a, b = node[:, ys, xs][ok], node[:, yd, xd][ok]
+            same = np.einsum("ij,ij->i", unit[a], unit[b]) >= cfg.colour_cos
+            rows.append(a[same])
+            cols.append(b[same])
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        graph = csr_matrix((np.ones(len(r), np.int8), (r, c)), shape=(m, m))
+        _, fg_comp = connected_components(graph, directed=False)
+        comp = np.zeros(n, np.int64)
+        comp[fg_flat] = fg_comp + 1  # background pixels are no component
+    # keep components of at least min_pixels; number them 1..k per frame by their first pixel
+    size = np.bincount(comp)
+    first = np.full(len(size), n, np.int64)
+    np.minimum.at(first, comp, np.arange(n))
+    keep = size >= cfg.min_pixels
+    keep[0] = False
+    kept = np.flatnonzero(keep)
+    kept = kept[np.argsort(first[kept], kind="stable")]
+    frame_of = first[kept] // (H * W)
+    rank = np.arange(len(kept)) - np.searchsorted(frame_of, frame_of, side="left") + 1
+    lut = np.zeros(len(size), np.int32)
+    lut[kept] = rank
+    return lut[comp].reshape(F, H, W)
 
 
-def _component_stats(labels: np.ndarray, frame: np.ndarray):
-    """Centroids [k,2] (row, col) and mean colours [k,C] of components 1..k of one frame."""
-    k = int(labels.max())
-    if k == 0:
-        return np.zeros((0, 2)), np.zeros((0, frame.shape[-1]))
-    flat = labels.reshape(-1)
-    cnt = np.bincount(flat, minlength=k + 1)[1:].astype(np.float64)
-    H, W = labels.shape
+def _component_stats(labels: np.ndarray, frames: np.ndarray):
+    """Per frame and component: counts [F,K+1], centroids [F,K+1,2] (row, col), mean colours [F,K+1,C].
+
+    One weighted bincount over (frame, label) pairs for the whole batch; row 0 is the background.
+    """
+    F, H, W = labels.shape
+    C = frames.shape[-1]
+    k1 = int(labels.max()) + 1
+    key = (np.arange(F)[:, None] * k1 + labels.reshape(F, H * W)).ravel()
+    size = F * k1
+    cnt = np.bincount(key, minlength=size).astype(np.float64)
+    den = np.maximum(cnt, 1.0)
     yy, xx = np.divmod(np.arange(H * W), W)
-    cy = np.bincount(flat, weights=yy, minlength=k + 1)[1:] / cnt
-    cx = np.bincount(flat, weights=xx, minlength=k + 1)[1:] / cnt
-    pix = frame.reshape(-1, frame.shape[-1]).astype(np.float64)
-    col = np.stack([np.bincount(flat, weights=pix[:, ch], minlength=k + 1)[1:] / cnt
-                    for ch in range(pix.shape[1])], axis=1)
-    return np.stack([cy, cx], 1), col
+    cy = np.bincount(key, weights=np.tile(yy, F), minlength=size) / den
+    cx = np.bincount(key, weights=np.tile(xx, F), minlength=size) / den
+    pix = frames.reshape(F * H * W, C).astype(np.float64)
+    col = np.stack([np.bincount(key, weights=pix[:, ch], minlength=size) / den for ch in range(C)], axis=1)
+    return cnt.reshape(F, k1), np.stack([cy, cx], 1).reshape(F, k1, 2), col.reshape(F, k1, C)
 
 
 def _same_colour(a: np.ndarray, b: np.ndarray, cos_min: float) -> np.ndarray:
@@ -158,32 +168,34 @@ def _same_colour(a: np.ndarray, b: np.ndarray, cos_min: float) -> np.ndarray:
     return na @ nb.T >= cos_min
 
 
-def track_video(labels: np.ndarray, video: np.ndarray, cfg: ConnCompConfig) -> np.ndarray:
-    """Link per-frame components into tracks: [T,H,W] labels -> [T,H,W] ids stable over time."""
+def track_video(labels: np.ndarray, video: np.ndarray, cfg: ConnCompConfig, stats=None) -> np.ndarray:
+    """Link per-frame components into tracks: [T,H,W] labels -> [T,H,W] ids stable over time.
+
+    Components of consecutive frames are matched by Hungarian assignment on centroid distance; pairs
+    whose mean colours differ (or that jumped more than ``max_match_px``) cannot match. Unmatched
+    components start new tracks.
+    """
     T = labels.shape[0]
+    cnt, cent_all, col_all = stats if stats is not None else _component_stats(labels, video)
     out = np.zeros_like(labels)
     prev_ids = np.zeros(0, np.int32)
     prev_cent = np.zeros((0, 2))
     prev_col = np.zeros((0, video.shape[-1]))
     next_id = 1
     for t in range(T):
-        cent, col = _component_stats(labels[t], video[t])
-        k = len(cent)
+        k = int((cnt[t, 1:] > 0).sum())  # labels are 1..k per frame
+        cent, col = cent_all[t, 1:k + 1], col_all[t, 1:k + 1]
         ids = np.zeros(k, np.int32)
         if k and len(prev_ids):
             d = np.linalg.norm(cent[:, None, :] - prev_cent[None, :, :], axis=-1)
             allowed = _same_colour(col, prev_col, cfg.colour_cos) & (d <= cfg.max_match_px)
-            big = 1e9
-            cost = np.where(allowed, d, big)
-            r, c = linear_sum_assignment(cost)
+            r, c = linear_sum_assignment(np.where(allowed, d, 1e9))
             ok = allowed[r, c]
             ids[r[ok]] = prev_ids[c[ok]]
-        for i in range(k):
-            if ids[i] == 0:
-                ids[i] = next_id
-                next_id += 1
-        lut = np.concatenate([[0], ids]).astype(np.int32)
-        out[t] = lut[labels[t]]
+        new = ids == 0
+        ids[new] = np.arange(next_id, next_id + int(new.sum()), dtype=np.int32)
+        next_id += int(new.sum())
+        out[t] = np.concatenate([[0], ids]).astype(np.int32)[labels[t]]
         prev_ids, prev_cent, prev_col = ids, cent, col
     return out
 
@@ -203,9 +215,16 @@ class ConnComp(Method):
             video = video.detach().cpu().numpy()
         video = np.asarray(video)
         B, T, H, W, C = video.shape
-        labels = segment_frames(video.reshape(B * T, H, W, C), self.config).reshape(B, T, H, W)
-        masks = np.stack([track_video(labels[b], video[b], self.config) for b in range(B)])
-        masks = masks.astype(np.int64)
+        frames = video.reshape(B * T, H, W, C)
+        flat = segment_frames(frames, self.config)
+        if T == 1:  # images: nothing to link
+            masks = flat.reshape(B, T, H, W).astype(np.int64)
+        else:
+            cnt, cent, col = _component_stats(flat, frames)
+            labels = flat.reshape(B, T, H, W)
+            masks = np.stack([track_video(labels[b], video[b], self.config,
+                                          (cnt[b * T:(b + 1) * T], cent[b * T:(b + 1) * T], col[b * T:(b + 1) * T]))
+                              for b in range(B)]).astype(np.int64)
         if device is not None:
             import torch
 

@@ -154,9 +154,27 @@ class RunOptions:
     progress: bool = True
 
 
-def unit_done(unit: Unit, opts: RunOptions, store: ResultsStore) -> bool:
+def apply_caps(cfg, caps: dict, explicit: dict):
+    """Lower the data-size hyper-parameters of a config to the profile's caps (not those set by --set)."""
+    if cfg is None or not dataclasses.is_dataclass(cfg) or not caps:
+        return cfg
+    names = {f.name for f in dataclasses.fields(cfg)}
+    lower = {k: v for k, v in caps.items() if k in names and k not in explicit and getattr(cfg, k) > v}
+    return dataclasses.replace(cfg, **lower) if lower else cfg
+
+
+def unit_splits(unit: Unit, profile: str) -> list[str]:
+    """The test splits a unit is scored on (learned methods on a preview profile: the main ones)."""
     spec = generators.get_spec(unit.dataset)
-    for split in spec.test_splits(opts.profile, unit.variant):
+    splits = spec.test_splits(profile, unit.variant)
+    prof = get_run_profile(profile)
+    if prof.learned_splits is not None and get_method(unit.method).learned:
+        splits = [s for s in splits if s in prof.learned_splits]
+    return splits
+
+
+def unit_done(unit: Unit, opts: RunOptions, store: ResultsStore) -> bool:
+    for split in unit_splits(unit, opts.profile):
         rec = store.get(run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile),
                         opts.profile)
         if rec is None or (opts.retry_failed and rec.get("status") != "ok"):
@@ -186,8 +204,7 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -
         load_plugin(p)
     store = ResultsStore(opts.results)
     prof = get_run_profile(opts.profile)
-    spec = generators.get_spec(unit.dataset)
-    splits = spec.test_splits(opts.profile, unit.variant)
+    splits = unit_splits(unit, opts.profile)
     base = {
         "method": unit.method, "dataset": unit.dataset, "variant": unit.variant, "seed": unit.seed,
         "profile": opts.profile, "device": opts.device, "packages": _packages(), "git_revision": _git_revision(),
@@ -205,7 +222,8 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -
         train = generators.load(unit.dataset, "train", unit.variant, opts.profile, opts.data_root)
         val = generators.load(unit.dataset, "val", unit.variant, opts.profile, opts.data_root)
         info = dataset_info(unit.dataset, unit.variant, train)
-        cfg = cls.make_config(unit.dataset, unit.variant, opts.overrides.get(unit.method))
+        cfg = apply_caps(cls.make_config(unit.dataset, unit.variant, opts.overrides.get(unit.method)),
+                         prof.config_caps, opts.overrides.get(unit.method) or {})
         torch.manual_seed(unit.seed)
         np.random.seed(unit.seed % (2**32))
         ckpt = opts.work_dir / opts.profile / f"{unit.method}__{unit.dataset}__{unit.variant}__s{unit.seed}"
@@ -255,9 +273,8 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -
 def failed_records(unit: Unit, opts: RunOptions, err: str, phase: str, cfg=None,
                    train_seconds: float = 0.0) -> list[dict]:
     """One failed record per test split of the unit, with the error text and the phase it failed in."""
-    spec = generators.get_spec(unit.dataset)
     out = []
-    for split in spec.test_splits(opts.profile, unit.variant):
+    for split in unit_splits(unit, opts.profile):
         out.append({"run_id": run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile),
                     "method": unit.method, "dataset": unit.dataset, "variant": unit.variant, "split": split,
                     "seed": unit.seed, "profile": opts.profile, "device": opts.device, "packages": _packages(),
