@@ -47,7 +47,7 @@ def test_registry_variants_splits_sizes_and_shared_seeds():
     assert [spec.size("paper", s, "colour") for s in spec.split_names("paper", "colour")] == \
         [50000, 1000, 10000, 10000, 10000]
     assert [spec.size("quick", s, "colour") for s in spec.split_names("quick", "colour")] == \
-        [2000, 200, 500, 500, 500]
+        [2000, 200, 250, 250, 250]
     with pytest.raises(generators.DatasetError, match="test_678_colours8"):
         spec.size("smoke", "test_678_colours8", "binary")
     # binary and colour share motion seeds; colours8 borrows test_678's seeds, test does not
