@@ -22,7 +22,7 @@ from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .base import DatasetInfo, FitContext, Method, Prediction, register_method
+from .base import FitContext, Method, Prediction, register_method
 
 
 @dataclasses.dataclass

@@ -138,7 +138,7 @@ def _parse_overrides(items):
 def cmd_run(a) -> int:
     from . import runner
 
-    plugin_names = _load_plugins(a.plugin)
+    _load_plugins(a.plugin)
     if not a.all and not a.methods and not a.datasets:
         print("error: say --all, or choose --methods and/or --datasets", file=sys.stderr)
         return 2

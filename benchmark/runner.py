@@ -7,6 +7,7 @@ the contract) leaves failed records with the error text and the grid goes on.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import platform
 import subprocess
@@ -20,7 +21,6 @@ from typing import Callable, Sequence
 
 import generators
 from baselines import DatasetInfo, FitContext, config_hash, get_method, load_plugin, methods
-from baselines.base import MethodError
 
 from . import scoring
 from .profiles import get_run_profile
@@ -205,10 +205,6 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -
     store = ResultsStore(opts.results)
     prof = get_run_profile(opts.profile)
     splits = unit_splits(unit, opts.profile)
-    base = {
-        "method": unit.method, "dataset": unit.dataset, "variant": unit.variant, "seed": unit.seed,
-        "profile": opts.profile, "device": opts.device, "packages": _packages(), "git_revision": _git_revision(),
-    }
     records: list[dict] = []
     t_fit = 0.0
     cfg = None
@@ -245,10 +241,8 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -
             records.append(rec)
         return records
     for split in splits:
-        rid = run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile)
-        rec = dict(base, run_id=rid, split=split, train_seconds=round(t_fit, 3),
-                   config=dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else None,
-                   config_hash=config_hash(cfg), created=_now(), fit_info=_jsonable_info(ctx.info))
+        rec = dict(_record_base(unit, opts, split, cfg), train_seconds=round(t_fit, 3),
+                   fit_info=_jsonable_info(ctx.info))
         t0 = time.time()
         try:
             ds = generators.load(unit.dataset, split, unit.variant, opts.profile, opts.data_root)
@@ -273,24 +267,26 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -
 def failed_records(unit: Unit, opts: RunOptions, err: str, phase: str, cfg=None,
                    train_seconds: float = 0.0) -> list[dict]:
     """One failed record per test split of the unit, with the error text and the phase it failed in."""
-    out = []
-    for split in unit_splits(unit, opts.profile):
-        out.append({"run_id": run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile),
-                    "method": unit.method, "dataset": unit.dataset, "variant": unit.variant, "split": split,
-                    "seed": unit.seed, "profile": opts.profile, "device": opts.device, "packages": _packages(),
-                    "git_revision": _git_revision(), "status": "failed", "error": err, "phase": phase,
-                    "metrics": {}, "train_seconds": round(train_seconds, 3), "eval_seconds": 0.0,
-                    "config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else None,
-                    "config_hash": config_hash(cfg), "created": _now()})
-    return out
+    return [dict(_record_base(unit, opts, split, cfg), status="failed", error=err, phase=phase, metrics={},
+                 train_seconds=round(train_seconds, 3), eval_seconds=0.0)
+            for split in unit_splits(unit, opts.profile)]
+
+
+def _record_base(unit: Unit, opts: RunOptions, split: str, cfg) -> dict:
+    """The fields every record of a unit shares (DESIGN.md, the run)."""
+    return {"run_id": run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile),
+            "method": unit.method, "dataset": unit.dataset, "variant": unit.variant, "split": split,
+            "seed": unit.seed, "profile": opts.profile, "device": opts.device, "packages": _packages(),
+            "git_revision": _git_revision(), "created": _now(),
+            "config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else None,
+            "config_hash": config_hash(cfg)}
 
 
 def _jsonable_info(info: dict) -> dict:
+    """The method's fit info, with anything JSON cannot hold as its repr."""
     out = {}
     for k, v in (info or {}).items():
         try:
-            import json
-
             json.dumps(v, default=float)
             out[k] = v
         except (TypeError, ValueError):

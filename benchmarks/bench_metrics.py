@@ -57,7 +57,6 @@ def make_videos(n: int, T: int = 10, size: int = 32, max_objects: int = 5, seed:
     of them from a random frame on, sometimes loses one, with 5% of pixels given a random id."""
     rng = np.random.default_rng(seed)
     gts, preds = [], []
-    r = np.arange(size)
     for _ in range(n):
         K = int(rng.integers(1, max_objects + 1))
         pos = rng.integers(0, size - 8, (K, 2)).astype(float)

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .core import (DEFAULT_PROFILE, DatasetError, _regen_command, check_config, get_spec, manifest_hash,
+from .core import (DEFAULT_PROFILE, DatasetError, check_config, get_spec, manifest_hash,
                    split_dir, verify_split)
 
 

@@ -157,7 +157,7 @@ def test_env_root(tmp_path, monkeypatch):
 
 
 def test_stale_config_is_detected_and_regenerated(tmp_path, monkeypatch):
-    folder = generators.generate_split("_toy", "test", profile="smoke", root=tmp_path)
+    generators.generate_split("_toy", "test", profile="smoke", root=tmp_path)
     changed = TOY.__class__(**{**TOY.__dict__, "base_config": {"frames": 2, "size": 8, "extra": 1}})
     monkeypatch.setitem(generators.core._REGISTRY, "_toy", changed)
     with pytest.raises(generators.DatasetError, match=r"different config \(keys \['extra'\]\)"):

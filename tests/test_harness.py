@@ -7,7 +7,6 @@ import pytest
 
 import generators
 from baselines import DatasetInfo, MethodError, get_method, load_plugin, methods
-from benchmark import runner
 from benchmark.cli import main
 from benchmark.store import ResultsStore
 from generators.core import DatasetSpec, Variant, register_dataset
