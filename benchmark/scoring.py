@@ -166,7 +166,7 @@ def score_split(model, ds, device: str, limit: int | None = None, lengths: Itera
     scorer = SplitScorer(ds.kind, T, lengths, device=device)
     for lo in range(0, n, bs):
         idx = np.arange(lo, min(n, lo + bs))
-        video = np.asarray(ds.video[lo:lo + len(idx)])
+        video = np.array(ds.video[lo:lo + len(idx)])  # a writable copy in memory (the split is a read-only memmap)
         pred = predict_batch(model, video, device)
         masks, recon = check_prediction(pred, len(idx), T, H, W, C)
         # ground truth in its stored dtype (uint8): the contingency tables read a quarter of the bytes
