@@ -45,6 +45,9 @@ METRIC_ORDER: tuple[str, ...] = (
     "semantic_macc", "semantic_miou", "semantic_acc", "cluster_acc", "cluster_macc",
 )
 
+#: Metrics that get a "by object count" table (the SILOT-style generalisation curves).
+COUNT_TABLE_METRICS = ("mota", "fg_ari", "miou", "num_switches")
+
 _LABELS = {
     "fg_ari": "FG-ARI", "ari": "ARI", "fg_ari_frame": "FG-ARI per frame", "ari_frame": "ARI per frame",
     "miou": "mIoU", "miou_clevrtex": "mIoU (ClevrTex)", "mbo": "mBO", "mse": "MSE", "mse_sum": "MSE (sum)",
@@ -708,6 +711,8 @@ def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataF
         a = a.assign(count=[count_of_split(s) for s in a["split"]])
         counts = sorted(set(a["count"]))
         metrics = sorted(set(a["metric"].dropna()), key=metric_sort_key)
+        # one table per headline metric (the CSV keeps every metric of every count)
+        metrics = [m for m in metrics if m in COUNT_TABLE_METRICS] or metrics
         failed = failed_of(ds, var, splits, True)
         for i, metric in enumerate(metrics or [None]):
             cols = [Column(f"{metric}@n{k}", metric, count=k) for k in counts] if metric else []
