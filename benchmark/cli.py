@@ -162,7 +162,7 @@ def cmd_run(a) -> int:
     if not a.no_leaderboard:
         paths = _build_leaderboard(opts.results, a.profile)
         if paths:
-            print(f"leaderboard: {paths.get('markdown') or next(iter(paths.values()))}")
+            print(f"leaderboard: {paths.get('leaderboard.md') or next(iter(paths.values()))}")
     print(f"runs: {summary['planned']} planned, {summary['skipped']} skipped (already stored), "
           f"{summary['ran']} ran -> {summary['ok']} records ok, {summary['failed']} failed "
           f"in {summary['seconds']:.0f}s")
