@@ -43,7 +43,7 @@ def cmd_datasets(a) -> int:
                 "missing" if all(x == "missing" for x in st.values()) else
                 ", ".join(f"{k}: {x.split(':')[0]}" for k, x in st.items() if x != "verified"))
             rows.append((name, v, spec.kind, " / ".join(f"{p} {sizes[p]}" for p in PROFILES),
-                         ",".join(spec.test_splits(a.profile, v)), state))
+                         _compact_splits(spec.test_splits(a.profile, v)), state))
     if a.json:
         print(json.dumps([dict(zip(("dataset", "variant", "kind", "sizes", "test_splits", a.profile), r))
                           for r in rows], indent=1))
@@ -56,6 +56,17 @@ def cmd_datasets(a) -> int:
         print("  ".join(str(x).ljust(w[i]) for i, x in enumerate(r)))
     print(f"\ndata root: {generators.data_root(a.data_root)}")
     return 0
+
+
+def _compact_splits(names: list[str]) -> str:
+    """test,test_n1,...,test_n12 -> test,test_n1..12"""
+    counts = [int(n[6:]) for n in names if n.startswith("test_n") and n[6:].isdigit()]
+    rest = [n for n in names if not (n.startswith("test_n") and n[6:].isdigit())]
+    if len(counts) > 2:
+        rest.append(f"test_n{min(counts)}..{max(counts)}")
+    else:
+        rest += [f"test_n{k}" for k in counts]
+    return ",".join(rest)
 
 
 def cmd_generate(a) -> int:
