@@ -220,3 +220,17 @@ def test_export_roundtrip(tmp_path):
     ds = generators.load("_toyrun", "test", profile="smoke", root=tmp_path / "data")
     assert np.array_equal(z["video"], ds.video) and np.array_equal(z["masks"], ds.masks)
     assert json.loads(str(z["manifest"]))["count"] == 4
+
+
+def test_parallel_jobs_run_units_in_processes(tmp_path, plugin):
+    """--jobs 2: units run in spawned worker processes (plugins re-imported there), records as usual."""
+    code = main(["run", "--datasets", "tetrominoes", "--methods", "conncomp", "toy_plugin", "--profile", "smoke",
+                 "--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "res"), "--plugin", plugin,
+                 "--no-leaderboard", "--device", "cpu", "--jobs", "2"])
+    assert code == 0
+    recs = ResultsStore(tmp_path / "res").records("smoke")
+    # conncomp: test and protocol320; the toy (learned) method: test only on smoke
+    assert sorted((r["method"], r["split"]) for r in recs) == [
+        ("conncomp", "protocol320"), ("conncomp", "test"), ("toy_plugin", "test")]
+    assert all(r["status"] == "ok" for r in recs)
+    assert recs[0]["metrics"]["fg_ari"]["value"] > 0.9  # ConnComp on Tetrominoes
