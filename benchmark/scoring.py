@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import math
+
 import numpy as np
 
 import metrics as M
@@ -69,11 +71,12 @@ def predict_batch(model, video, device: str):
     fold = getattr(model, "frame_by_frame", False) and T > 1
     with torch.no_grad():
         pred = model.predict({"video": v.reshape(B * T, 1, H, W, C) if fold else v})
-    if fold:
-        pred.masks = _to_numpy(pred.masks).reshape(B, T, H, W) if _to_numpy(pred.masks).size == B * T * H * W else pred.masks
-        if pred.recon is not None:
-            r = _to_numpy(pred.recon)
-            pred.recon = r.reshape(B, T, H, W, C) if r.size == B * T * H * W * C else r
+    if fold:  # back to videos; a wrong size is left as it is for check_prediction to report
+        for name, shape in (("masks", (B, T, H, W)), ("recon", (B, T, H, W, C))):
+            a = getattr(pred, name)
+            if a is not None:
+                a = _to_numpy(a)
+                setattr(pred, name, a.reshape(shape) if a.size == math.prod(shape) else a)
     return pred
 
 
