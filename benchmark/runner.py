@@ -222,7 +222,9 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -
                          prof.config_caps, opts.overrides.get(unit.method) or {})
         torch.manual_seed(unit.seed)
         np.random.seed(unit.seed % (2**32))
-        ckpt = opts.work_dir / opts.profile / f"{unit.method}__{unit.dataset}__{unit.variant}__s{unit.seed}"
+        # the config hash is part of the folder: a checkpoint never resumes a run with other settings
+        ckpt = (opts.work_dir / opts.profile
+                / f"{unit.method}__{unit.dataset}__{unit.variant}__s{unit.seed}__{config_hash(cfg)}")
         ctx = FitContext(device=opts.device, seed=unit.seed, profile=opts.profile, dataset=unit.dataset,
                          variant=unit.variant, checkpoint_dir=ckpt, log=log, step_scale=prof.step_scale,
                          max_steps=opts.max_steps if opts.max_steps is not None else prof.max_steps,
