@@ -212,7 +212,8 @@ def _file_name(key: str) -> str:
     return key.replace("/", ".") + ".npy"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 4 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -308,7 +309,7 @@ def generate_split(name: str, split: str, variant: str | None = None, profile: s
         files = {}
         for key in layout:
             fn = _file_name(key)
-            files[fn] = {"sha256": _sha256(tmp / fn), "bytes": (tmp / fn).stat().st_size, "key": key,
+            files[fn] = {"sha256": sha256_file(tmp / fn), "bytes": (tmp / fn).stat().st_size, "key": key,
                          "shape": list(layout[key][0]), "dtype": np.dtype(layout[key][1]).str}
         manifest = {
             "format": FORMAT_VERSION,
@@ -388,7 +389,7 @@ def verify_split(folder: str | os.PathLike) -> dict:
         if p.stat().st_size != info["bytes"]:
             raise DatasetError(f"{p} has {p.stat().st_size} bytes, manifest says {info['bytes']} "
                                f"(truncated or replaced); regenerate with: {cmd}")
-        if _sha256(p) != info["sha256"]:
+        if sha256_file(p) != info["sha256"]:
             raise DatasetError(f"{p} does not match its sha256 in {mf} (tampered or corrupt); "
                                f"regenerate with: {cmd}")
     _VERIFIED[str(folder)] = stamp

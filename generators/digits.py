@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .core import DatasetError
+from .core import DatasetError, sha256_file
 
 ENV_MNIST = "OCBENCH_MNIST"
 IDX_IMAGES = "train-images-idx3-ubyte"
@@ -215,14 +215,6 @@ def pools_per_class(labels: np.ndarray) -> dict[str, np.ndarray]:
     return {p: np.sort(np.concatenate(v)).astype(np.int64) for p, v in out.items()}
 
 
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 _CACHE: dict[tuple, DigitSource] = {}
 
 
@@ -265,7 +257,7 @@ def get_source(path: str | os.PathLike | None = None) -> DigitSource:
         where, pools, rule = str(p), pools_by_index(len(labels)), "index"
     content = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
     src = DigitSource(name=name, path=where, labels=labels, images14=downsample14(images), pools=pools,
-                      pool_rule=rule, sha256=content, files={k: _file_sha(v) for k, v in files.items()})
+                      pool_rule=rule, sha256=content, files={k: sha256_file(v) for k, v in files.items()})
     _CACHE[key] = src
     return src
 

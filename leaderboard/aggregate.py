@@ -347,9 +347,8 @@ def runs_frame(records: Iterable[Mapping], *, profile: str | None = None) -> pd.
     return pd.DataFrame([{c: r[c] for c in cols} for r in recs], columns=cols)
 
 
-def seed_values(records: Iterable[Mapping], *, profile: str | None = None, by_length: bool = False) -> pd.DataFrame:
-    """Long per-seed values of ok runs: keys, seed, metric[, length], value (NaN kept)."""
-    recs = _filter_profile(validate_records(records), profile)
+def _value_rows(recs: Iterable[Mapping], by_length: bool) -> list[list]:
+    """One row per (record, metric[, length]): the record's keys, seed, metric[, length], value."""
     rows = []
     for r in recs:
         base = [r[k] for k in KEYS] + [r["seed"]]
@@ -358,8 +357,14 @@ def seed_values(records: Iterable[Mapping], *, profile: str | None = None, by_le
                 rows.extend(base + [metric, L, v] for L, v in per_len.items())
         else:
             rows.extend(base + [metric, v] for metric, v in r["metrics"].items())
+    return rows
+
+
+def seed_values(records: Iterable[Mapping], *, profile: str | None = None, by_length: bool = False) -> pd.DataFrame:
+    """Long per-seed values of ok runs: keys, seed, metric[, length], value (NaN kept)."""
+    recs = _filter_profile(validate_records(records), profile)
     cols = list(KEYS) + ["seed", "metric"] + (["length"] if by_length else []) + ["value"]
-    df = pd.DataFrame(rows, columns=cols)
+    df = pd.DataFrame(_value_rows(recs, by_length), columns=cols)
     df["value"] = df["value"].astype(float)
     if by_length:
         df["length"] = df["length"].astype(int)
@@ -389,16 +394,7 @@ def _aggregate(recs: list[dict], by_length: bool) -> pd.DataFrame:
     groups = groups.merge(per_ok, on=keys, how="left")
     groups["n_failed"] = groups["n_runs"] - groups["n_ok"]
 
-    rows = []
-    for r in recs:
-        if r["status"] != "ok":
-            continue
-        base = [r[k] for k in KEYS] + [r["seed"]]
-        if by_length:
-            for metric, per_len in r["by_length"].items():
-                rows.extend(base + [metric, L, v] for L, v in per_len.items())
-        else:
-            rows.extend(base + [metric, v] for metric, v in r["metrics"].items())
+    rows = _value_rows([r for r in recs if r["status"] == "ok"], by_length)
     vals = pd.DataFrame(rows, columns=keys + ["seed", "metric"] + extra + ["value"])
     vals["value"] = vals["value"].astype(float)
     if by_length and not len(vals):
