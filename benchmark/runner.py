@@ -55,13 +55,12 @@ def parse_datasets(items: Sequence[str] | None) -> list[tuple[str, str | None]]:
 
 
 def dataset_info(name: str, variant: str, train) -> DatasetInfo:
-    spec = generators.get_spec(name)
-    n_obj = train.objects.get("n_objects")
-    max_obj = int(n_obj.max()) if n_obj is not None and len(n_obj) else int(train.max_objects)
-    return DatasetInfo(name=name, variant=variant, kind=spec.kind, shape=train.shape, max_objects=max_obj)
+    # every generator stores objects/n_objects (core._check_batch enforces it)
+    return DatasetInfo(name=name, variant=variant, kind=generators.get_spec(name).kind, shape=train.shape,
+                       max_objects=int(train.objects["n_objects"].max()))
 
 
-def info_from_spec(name: str, variant: str, profile: str) -> DatasetInfo:
+def info_from_spec(name: str, variant: str) -> DatasetInfo:
     """Compatibility facts without touching the data: render one sample of the train split."""
     spec = generators.get_spec(name)
     s = generators.render_samples(name, [0], "train", variant)
@@ -81,7 +80,7 @@ def plan(method_names: Sequence[str] | None, datasets: Sequence[tuple[str, str |
         spec = generators.get_spec(dname)
         variants = [var] if var else list(spec.variants)
         for v in variants:
-            info = info_from_spec(dname, v, profile)
+            info = info_from_spec(dname, v)
             for m in names:
                 cls = classes[m]
                 if not cls.supports(info):
@@ -183,18 +182,16 @@ def unit_done(unit: Unit, opts: RunOptions, store: ResultsStore) -> bool:
 
 
 def ensure_data(name: str, variant: str, opts: RunOptions, log: Callable[[str], None]) -> None:
-    spec = generators.get_spec(name)
-    for split in spec.split_names(opts.profile, variant):
-        folder = generators.split_dir(name, split, variant, opts.profile, opts.data_root)
-        if folder.exists():
-            try:
-                generators.verify_split(folder)
-                continue
-            except generators.DatasetError as e:
-                log(f"  {e} -- regenerating")
+    """Make every split of (dataset, variant) that is missing, corrupt or stale (core.status says which)."""
+    state = generators.status(name, variant, opts.profile, opts.data_root)
+    for split, st in state.items():
+        if st == "verified":
+            continue
+        if st != "missing":
+            log(f"  {st} -- regenerating")
         t0 = time.time()
         generators.generate_split(name, split, variant, opts.profile, opts.data_root, workers=opts.workers,
-                                  force=folder.exists())
+                                  force=True)
         log(f"  generated {name}/{variant}/{opts.profile}/{split} in {time.time() - t0:.1f}s")
 
 

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 import metrics as M
+from metrics.lpips import MIN_SIZE
 
 SEG = ("ari", "fg_ari", "miou", "mbo")
 MOT_KEYS = ("mota", "motp_iou", "num_objects", "num_matches", "num_switches", "num_misses", "num_false_positives",
@@ -113,8 +114,6 @@ class SplitScorer:
             for net in self.lpips_nets:
                 if net in self.lpips_missing:
                     continue
-                from metrics.lpips import MIN_SIZE
-
                 if min(x.shape[2:4]) < MIN_SIZE[net]:  # the trunk's last tap would be empty
                     self.lpips_missing[net] = f"not applicable: frames smaller than {MIN_SIZE[net]} px"
                     continue
@@ -164,8 +163,7 @@ def score_split(model, ds, device: str, limit: int | None = None, lengths: Itera
     """Predict and score the first ``limit`` samples of a split (all when None)."""
     n = len(ds) if limit is None else min(limit, len(ds))
     T, H, W, C = ds.shape
-    bs = max(1, batch_frames // T) if getattr(model, "frame_by_frame", False) else max(1, batch_frames // max(T, 1))
-    bs = getattr(model, "eval_batch_size", None) or bs
+    bs = getattr(model, "eval_batch_size", None) or max(1, batch_frames // T)
     scorer = SplitScorer(ds.kind, T, lengths, device=device)
     for lo in range(0, n, bs):
         idx = np.arange(lo, min(n, lo + bs))

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .core import (DEFAULT_PROFILE, DatasetError, check_config, get_spec, manifest_hash,
+from .core import (DEFAULT_PROFILE, DatasetError, check_config, generate_split, get_spec, manifest_hash,
                    split_dir, verify_split)
 
 
@@ -157,8 +157,6 @@ def load(name: str, split: str = "test", variant: str | None = None, profile: st
     spec.size(profile, stored, v)  # raises with the valid names
     folder = split_dir(name, stored, v, profile, root)
     if generate:
-        from .core import generate_split
-
         generate_split(name, stored, v, profile, root, workers=workers)
     if not folder.exists():
         raise DatasetError(f"split {name}/{v}/{profile}/{stored} is not generated (looked in {folder}); "

@@ -268,3 +268,22 @@ def test_image_method_is_run_frame_by_frame_on_video(tmp_path):
     assert m["fg_ari_frame"]["value"] == pytest.approx(1.0)
     assert m["fg_ari"]["value"] < 0.9
     assert m["num_switches"]["value"] > 0
+
+
+def test_run_remakes_stale_and_corrupt_splits(tmp_path, plugin, monkeypatch, capsys):
+    """The run makes missing splits, and remakes corrupt ones and ones made from another config."""
+    import generators.core as core
+
+    assert _run(tmp_path, plugin) == 0
+    test_dir = generators.split_dir("_toyrun", "test", profile="smoke", root=tmp_path / "data")
+    (test_dir / "masks.npy").write_bytes(b"garbage")
+    spec = core._REGISTRY["_toyrun"]
+    monkeypatch.setitem(core._REGISTRY, "_toyrun",
+                        spec.__class__(**{**spec.__dict__, "base_config": {"frames": 3, "note": "changed"}}))
+    capsys.readouterr()
+    assert _run(tmp_path, plugin, "--force") == 0
+    err = capsys.readouterr().err
+    assert "different config" in err or "sha256" in err or "bytes" in err
+    for split in ("train", "val", "test"):
+        ds = generators.load("_toyrun", split, profile="smoke", root=tmp_path / "data")
+        assert ds.config["note"] == "changed"
