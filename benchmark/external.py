@@ -18,9 +18,9 @@ import numpy as np
 
 import generators
 
-from .runner import _git_revision, _now, _packages
+from .runner import record_base
 from .scoring import SplitScorer, check_prediction
-from .store import ResultsStore, run_id
+from .store import ResultsStore
 
 
 class PredictionFileError(ValueError):
@@ -77,13 +77,10 @@ def score_file(dataset: str, split: str, predictions: str | os.PathLike, *, vari
                                 hi - lo, T, H, W, C)
         scorer.update(b["masks"].numpy(), m, video=b["video"].numpy(), recon=r)
     res = scorer.compute()
-    rec = {"run_id": run_id(method or "external", dataset, ds.variant, split, seed, profile), "status": "ok",
-           "error": None, "method": method or "external", "dataset": dataset, "variant": ds.variant, "split": split,
-           "seed": seed, "profile": profile, "metrics": res["metrics"], "by_length": res["by_length"],
-           "n_samples": res["n_samples"], "train_seconds": None, "eval_seconds": round(time.time() - t0, 3),
-           "device": "external", "packages": _packages(), "git_revision": _git_revision(), "config": None,
-           "config_hash": None, "dataset_manifest_hash": ds.manifest_hash, "created": _now(),
-           "source": f"external predictions {Path(predictions).name}"}
+    rec = dict(record_base(method or "external", dataset, ds.variant, split, seed, profile, "external"),
+               status="ok", error=None, metrics=res["metrics"], by_length=res["by_length"],
+               n_samples=res["n_samples"], train_seconds=None, eval_seconds=round(time.time() - t0, 3),
+               dataset_manifest_hash=ds.manifest_hash, source=f"external predictions {Path(predictions).name}")
     if method and results is not None:
         ResultsStore(results).write(rec)
     return rec

@@ -272,13 +272,18 @@ def failed_records(unit: Unit, opts: RunOptions, err: str, phase: str, cfg=None,
 
 
 def _record_base(unit: Unit, opts: RunOptions, split: str, cfg) -> dict:
-    """The fields every record of a unit shares (DESIGN.md, the run)."""
-    return {"run_id": run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile),
-            "method": unit.method, "dataset": unit.dataset, "variant": unit.variant, "split": split,
-            "seed": unit.seed, "profile": opts.profile, "device": opts.device, "packages": _packages(),
+    return record_base(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile, opts.device, cfg)
+
+
+def record_base(method: str, dataset: str, variant: str, split: str, seed: int, profile: str, device: str,
+                cfg=None) -> dict:
+    """The fields every record carries besides its results (DESIGN.md, the run)."""
+    return {"run_id": run_id(method, dataset, variant, split, seed, profile),
+            "method": method, "dataset": dataset, "variant": variant, "split": split,
+            "seed": seed, "profile": profile, "device": device, "packages": _packages(),
             "git_revision": _git_revision(), "created": _now(),
             "config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else None,
-            "config_hash": config_hash(cfg)}
+            "config_hash": config_hash(cfg) if cfg is not None else None}
 
 
 def _jsonable_info(info: dict) -> dict:
