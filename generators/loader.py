@@ -75,9 +75,11 @@ class SplitDataset:
     def batch(self, indices) -> dict:
         import torch
 
-        idx = np.sort(np.asarray(indices, dtype=np.int64))
-        return {"video": torch.from_numpy(np.ascontiguousarray(self.video[idx])),
-                "masks": torch.from_numpy(self.masks[idx].astype(np.int64)),
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        # read the memmap in ascending order (sequential I/O), return rows in the order asked for
+        uniq, back = np.unique(idx, return_inverse=True)
+        return {"video": torch.from_numpy(np.ascontiguousarray(self.video[uniq][back])),
+                "masks": torch.from_numpy(self.masks[uniq][back].astype(np.int64)),
                 "index": torch.from_numpy(idx)}
 
     def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False) -> Iterator[dict]:

@@ -145,6 +145,9 @@ def test_device_split_batches(tmp_path):
     assert b["video"].shape == (4, 2, 8, 8, 3)
     seen = torch.cat([bb["index"] for bb in dev.batches(3, shuffle=True, seed=1)])
     assert sorted(seen.tolist()) == list(range(10))
+    b = ds.batch([7, 2, 7])  # rows come back in the order asked for, repeats included
+    assert b["index"].tolist() == [7, 2, 7]
+    assert np.array_equal(b["video"].numpy(), np.asarray(ds.video)[[7, 2, 7]])
     loader = ds.torch_loader(batch_size=4)
     first = next(iter(loader))
     assert first["video"].shape == (4, 2, 8, 8, 3)
