@@ -24,12 +24,27 @@ import importlib
 import importlib.util
 import json
 import pkgutil
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
 KINDS = frozenset({"image", "video", "colour", "binary"})
 ENTRY_POINT_GROUP = "ocbench.methods"
+# Every name that becomes part of a path (method, dataset, variant, split, profile): lower-case letters,
+# digits, ``_ . -``; no ``/``, no leading dot, no ``__`` (the run id's separator); at most 48 characters.
+# The same pattern is ``generators.core.NAME_PATTERN`` (a test keeps them equal: neither package may
+# import the other).
+NAME_PATTERN = r"(?!.*__)[a-z0-9_][a-z0-9_.-]{0,47}"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+def check_name(value: Any, what: str = "method name") -> str:
+    """``value`` if it is a safe name (:data:`NAME_PATTERN`), else :class:`MethodError` saying why."""
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+        raise MethodError(f"invalid {what} {value!r}: names must match {NAME_PATTERN} (lower-case letters, "
+                          f"digits, '_', '.', '-'; no '/', no leading '.', no '__', at most 48 characters)")
+    return value
 
 
 class MethodError(Exception):
@@ -142,6 +157,7 @@ _METHODS: dict[str, type[Method]] = {}
 
 def register_method(name: str, *, kinds: set[str] | frozenset[str], config: type | None = None,
                     frame_by_frame: bool | None = None, learned: bool = True):
+    check_name(name)
     bad = set(kinds) - KINDS
     if bad:
         raise ValueError(f"unknown kinds {sorted(bad)}; valid: {sorted(KINDS)}")

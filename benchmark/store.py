@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from generators.core import DatasetError, check_name
+
 SCHEMA = 1
 ENV_RESULTS = "OCBENCH_RESULTS"
 REQUIRED = ("run_id", "status", "method", "dataset", "variant", "split", "seed", "profile", "metrics")
@@ -22,7 +24,34 @@ def default_root() -> Path:
     return Path(os.environ.get(ENV_RESULTS, "results"))
 
 
+NAME_FIELDS = ("method", "dataset", "variant", "split", "profile")
+
+
+class UnsafeNameError(ValueError):
+    """A name that would leave its folder or hide a record (``../x``, ``a/b``, ``<script>``)."""
+
+
+def safe_name(value, what: str) -> str:
+    """``value`` if it matches ``NAME_PATTERN`` (the one pattern of every registry), else UnsafeNameError."""
+    try:
+        return check_name(value, what)
+    except DatasetError as e:
+        raise UnsafeNameError(str(e)) from None
+
+
+def path_inside(root: str | os.PathLike, *parts: str) -> Path:
+    """``root/part/...``, proven to stay inside ``root`` once links and ``..`` are resolved."""
+    root = Path(root)
+    path = root.joinpath(*parts)
+    real_root, real = root.resolve(), path.resolve()
+    if real != real_root and real_root not in real.parents:
+        raise UnsafeNameError(f"{path} resolves to {real}, outside {real_root}")
+    return path
+
+
 def run_id(method: str, dataset: str, variant: str, split: str, seed: int, profile: str) -> str:
+    for what, v in zip(NAME_FIELDS, (method, dataset, variant, split, profile)):
+        safe_name(v, what)
     return f"{method}__{dataset}__{variant}__{split}__s{int(seed)}__{profile}"
 
 
@@ -69,13 +98,19 @@ class ResultsStore:
         self.root = Path(self.root)
 
     def path(self, rid: str, profile: str) -> Path:
-        return self.root / profile / f"{rid}.json"
+        safe_name(profile, "profile")
+        if not isinstance(rid, str) or "/" in rid or "\\" in rid or rid.startswith("."):
+            raise UnsafeNameError(f"invalid run id {rid!r}")
+        return path_inside(self.root, profile, f"{rid}.json")
 
     def write(self, record: dict) -> Path:
         for k in REQUIRED:
             if k not in record:
                 raise ValueError(f"record lacks required field {k!r}")
         record = dict(record, schema=SCHEMA)
+        expected = run_id(*(record[k] for k in ("method", "dataset", "variant", "split", "seed", "profile")))
+        if record["run_id"] != expected:
+            raise UnsafeNameError(f"record run_id {record['run_id']!r} does not match its fields ({expected!r})")
         p = self.path(record["run_id"], record["profile"])
         atomic_write_text(p, json.dumps(_clean(record), indent=1, sort_keys=True, allow_nan=False) + "\n")
         return p

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -36,6 +37,20 @@ FORMAT_VERSION = 1
 
 class DatasetError(Exception):
     """Unknown names, missing or corrupt splits: always with a message that says what to do."""
+
+
+# Every name that becomes part of a path (dataset, variant, split, view, profile); the same pattern is
+# ``baselines.base.NAME_PATTERN`` (a test keeps them equal: neither package may import the other).
+NAME_PATTERN = r"(?!.*__)[a-z0-9_][a-z0-9_.-]{0,47}"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+def check_name(value: Any, what: str = "dataset name") -> str:
+    """``value`` if it is a safe name (:data:`NAME_PATTERN`), else :class:`DatasetError` saying why."""
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+        raise DatasetError(f"invalid {what} {value!r}: names must match {NAME_PATTERN} (lower-case letters, "
+                           f"digits, '_', '.', '-'; no '/', no leading '.', no '__', at most 48 characters)")
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +133,11 @@ _REGISTRY: dict[str, DatasetSpec] = {}
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    check_name(spec.name)
+    for v in spec.variants:
+        check_name(v, f"variant name of {spec.name!r}")
+    for split in {s for sizes in spec.sizes.values() for s in sizes} | set(spec.views):
+        check_name(split, f"split name of {spec.name!r}")
     if spec.kind not in ("image", "video"):
         raise ValueError(f"kind must be 'image' or 'video', got {spec.kind!r}")
     if spec.default_variant not in spec.variants:
