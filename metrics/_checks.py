@@ -2,7 +2,8 @@
 
 Every public metric accepts numpy arrays or torch tensors. The rules (metrics.md §0):
 
-* ids are integer ``[B,T,H,W]`` (images: ``T = 1``), never negative; 0 = background in the GT;
+* ids are integer ``[B,T,H,W]`` (images: ``T = 1``), never negative, at most ``2**63 - 1`` (every
+  count key is int64: larger uint64 ids are refused by name); 0 = background in the GT;
 * predictions may instead be soft masks, float ``[B,T,K,H,W]``, reduced by ``argmax`` over K
   (ties go to the lowest index, as both numpy and torch do); NaN in soft masks is an error;
 * the batch must not be empty and ``true``/``pred`` must agree on ``[B,T,H,W]``.
@@ -23,7 +24,34 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Ids", "id_range", "prepare_ids", "prepare_pair", "prepare_valid", "wrap_output", "is_tensor"]
+__all__ = ["Ids", "id_range", "prepare_ids", "prepare_pair", "prepare_valid", "wrap_output", "is_tensor",
+           "MAX_TABLE_CELLS", "check_table_size"]
+
+# The largest table a metric builds densely (one sample's contingency table, a confusion matrix,
+# a matching matrix): 2**25 cells, 256 MiB as int64. Above it a table is counted sparsely where
+# the metric needs only the non-zero counts (ARI, mBO, mIoU), and refused with this limit
+# otherwise, instead of failing on a many-GiB allocation.
+MAX_TABLE_CELLS = 1 << 25
+_INT64_MAX = (1 << 63) - 1
+# torch's wide unsigned dtypes lack most CPU kernels (aminmax, bincount); the torch backend
+# converts them to int64 up front. A uint64 id >= 2**63 has no int64 value and is refused.
+_TORCH_UNSIGNED = tuple(getattr(torch, n) for n in ("uint16", "uint32", "uint64") if hasattr(torch, n))
+
+
+def check_table_size(shape: tuple[int, ...], what: str, hint: str = "") -> None:
+    """ValueError naming ``what`` when a dense table of ``shape`` would exceed ``MAX_TABLE_CELLS``."""
+    cells = 1
+    for n in shape:
+        cells *= int(n)
+    if cells > MAX_TABLE_CELLS:
+        dims = " x ".join(str(int(n)) for n in shape)
+        raise ValueError(f"{what}: a {dims} table ({cells * 8 / 2**30:.1f} GiB as int64) exceeds the limit of "
+                         f"{MAX_TABLE_CELLS} cells ({MAX_TABLE_CELLS * 8 / 2**20:g} MiB){hint}")
+
+
+def _int64_range_error(name: str, hi: int) -> ValueError:
+    return ValueError(f"{name}: id {hi} exceeds the int64 range (ids must be <= 2**63 - 1); relabel the ids "
+                      f"to a compact range, e.g. with np.unique(ids, return_inverse=True)")
 
 
 # Backend for inputs on the CPU. numpy by measurement (module docstring); tests set it to "torch"
@@ -137,12 +165,29 @@ def prepare_ids(x: Any, name: str, *, allow_soft: bool = True, ndim: int = 4,
 
 
 def id_range(x: Any, name: str) -> int:
-    """Largest id + 1 of an integer array (numpy or torch); ValueError naming ``name`` on a negative id."""
+    """Largest id + 1 of an integer array (numpy or torch); ValueError naming ``name`` on a negative id
+    or on an id beyond the int64 range (uint64 ids >= 2**63: every count key is int64)."""
     lo, hi = _minmax(x)
     if lo < 0:
         hint = " (0 = background)" if "true" in name else ""
         raise ValueError(f"{name}: negative id {lo}; expected ids >= 0{hint}")
+    if hi > _INT64_MAX:
+        raise _int64_range_error(name, hi)
     return hi + 1
+
+
+def _torch_int64(x: torch.Tensor, name: str) -> torch.Tensor:
+    """uint16/32/64 tensors -> int64 (other dtypes unchanged); a uint64 id >= 2**63 is refused, as
+    its int64 view would be negative (CUDA reported such an id as "negative id -1")."""
+    if x.dtype not in _TORCH_UNSIGNED:
+        return x
+    if x.dtype == torch.uint64:
+        s = x.view(torch.int64)
+        neg = s < 0
+        if bool(neg.any()):
+            raise _int64_range_error(name, int(s[neg].max()) + (1 << 64))
+        return s
+    return x.to(torch.int64)
 
 
 def prepare_pair(true_ids: Any, pred_ids: Any, *, true_name: str = "true_ids",
@@ -169,8 +214,8 @@ def prepare_pair(true_ids: Any, pred_ids: Any, *, true_name: str = "true_ids",
     device = devices.pop() if devices else None
     if (device is not None and device.type != "cpu") or _CPU_BACKEND == "torch":
         backend = "torch"
-        t = torch.as_tensor(t, device=device)
-        p = torch.as_tensor(p, device=device)
+        t = _torch_int64(torch.as_tensor(t, device=device), true_name)
+        p = _torch_int64(torch.as_tensor(p, device=device), pred_name)
         device = t.device
     else:
         backend = "numpy"

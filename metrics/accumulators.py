@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._checks import check_table_size
 from .clustering import MAPPINGS, MODES, confusion_matrix, semantic_from_confusion
 from .image import mse
 from .segmentation import SEGMENTATION_METRICS, segmentation_metrics
@@ -120,6 +121,8 @@ class SemanticAccumulator:
         h = confusion_matrix(true_cls, pred_clusters, num_classes=self.num_classes, num_clusters=self.num_clusters)
         r, c = max(h.shape[0], self.hist.shape[0]), max(h.shape[1], self.hist.shape[1])
         if (r, c) != self.hist.shape:
+            check_table_size((r, c), "SemanticAccumulator.update", ": the confusion matrix would grow past it "
+                             "(relabel classes and clusters to compact ranges); the matrix so far is unchanged")
             grown = np.zeros((r, c), dtype=np.int64)
             grown[: self.hist.shape[0], : self.hist.shape[1]] = self.hist
             self.hist = grown

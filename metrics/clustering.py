@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ._checks import to_numpy
+from . import _checks
+from ._checks import check_table_size, to_numpy
 
 __all__ = ["semantic_scores", "semantic_from_confusion", "confusion_matrix", "cluster_accuracy",
            "clustering_accuracy", "MAPPINGS", "MODES"]
@@ -37,6 +38,9 @@ def _labels(x: Any, name: str, *, nonneg: bool) -> np.ndarray:
     a = a.reshape(-1)
     if nonneg and a.dtype != np.bool_ and not np.issubdtype(a.dtype, np.unsignedinteger) and a.min() < 0:
         raise ValueError(f"{name}: negative label {int(a.min())}; expected labels >= 0")
+    if nonneg and a.dtype == np.uint64 and int(a.max()) > np.iinfo(np.int64).max:
+        raise ValueError(f"{name}: label {int(a.max())} exceeds the int64 range (labels must be <= 2**63 - 1); "
+                         f"relabel to a compact range, e.g. with np.unique(labels, return_inverse=True)")
     return a
 
 
@@ -61,25 +65,35 @@ def confusion_matrix(true_cls: Any, pred_clusters: Any, *, num_classes: int | No
         raise ValueError(f"true_cls: label {tmax} >= num_classes={nc}; expected labels in [0, num_classes)")
     if pmax >= nk:
         raise ValueError(f"pred_clusters: label {pmax} >= num_clusters={nk}; expected labels in [0, num_clusters)")
+    check_table_size((nc, nk), "confusion_matrix", _DENSE_HINT)
     key = t.astype(np.int64) * nk + p
     return np.bincount(key, minlength=nc * nk).reshape(nc, nk)
 
 
-def _map_columns(h: np.ndarray, mapping: str) -> tuple[np.ndarray, dict[int, int]]:
-    """Columns of ``h`` [classes, clusters] merged onto classes: ``Mh[:, k]`` = pixels of the
-    clusters mapped to class k. Hungarian is run on ``-h`` exactly as DTI does (same tie-breaks);
-    with more clusters than classes the leftover clusters map nowhere, so their pixels are wrong."""
+_DENSE_HINT = ("; the Hungarian mapping needs the dense [classes, clusters] matrix: relabel classes and "
+               "clusters to compact ranges (e.g. np.unique(labels, return_inverse=True)) or use fewer")
+
+
+def _map_columns(h: np.ndarray, mapping: str) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+    """Columns of ``h`` [classes, clusters] merged onto classes, ``Mh[:, k]`` = pixels of the clusters
+    mapped to class k, as its diagonal and column sums [classes] (the [classes, classes] matrix
+    itself is never built: 10^5 classes would make it 74.5 GiB). Hungarian is run on ``-h`` exactly
+    as DTI does (same tie-breaks); with more clusters than classes the leftover clusters map
+    nowhere, so their pixels are wrong."""
     nc, nk = h.shape
-    mapped = np.zeros((nc, nc), dtype=np.float64)
     if mapping == "hungarian":
         r, c = linear_sum_assignment(-h)
-        mapped[:, r] = h[:, c]
+        diag = np.zeros(nc)
+        cols = np.zeros(nc)
+        diag[r] = h[r, c]
+        cols[r] = h[:, c].sum(0)
         assign = {int(k): int(t) for t, k in zip(r, c)}
     else:  # many_to_one: each cluster to its argmax class (§5)
         best = np.argmax(h, axis=0)
-        np.add.at(mapped.T, best, h.T)
+        diag = np.bincount(best, weights=h[best, np.arange(nk)], minlength=nc)
+        cols = np.bincount(best, weights=h.sum(0), minlength=nc)
         assign = {int(k): int(t) for k, t in enumerate(best)}
-    return mapped, assign
+    return diag, cols, assign
 
 
 def _mean(x: np.ndarray, mode: str) -> float:
@@ -90,10 +104,8 @@ def _mean(x: np.ndarray, mode: str) -> float:
 
 
 def _scores(h: np.ndarray, mapping: str, mode: str) -> tuple[dict, np.ndarray, np.ndarray, dict]:
-    mapped, assign = _map_columns(h, mapping)
+    diag, cols, assign = _map_columns(h, mapping)
     rows = h.sum(1)  # all pixels of each class, also those in unmapped clusters
-    diag = np.diag(mapped)
-    cols = mapped.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         total = h.sum()
         acc = diag / rows
@@ -137,7 +149,8 @@ def semantic_scores(true_cls: Any, pred_clusters: Any, *, mapping: str = "hungar
         mapping: ``"hungarian"`` (default) or ``"many_to_one"`` cluster-to-class mapping (§5).
         mode: ``"nanmean"`` (default) or ``"dti"`` (DTI-Sprites ``SegmentationScores`` exactly: pass
             ``num_classes = num_clusters = n`` as DTI's square matrix does).
-        num_classes / num_clusters: matrix size; default the largest label + 1.
+        num_classes / num_clusters: matrix size; default the largest label + 1. A matrix above
+            ``_checks.MAX_TABLE_CELLS`` cells raises ValueError (the Hungarian mapping needs it dense).
 
     Returns a dict with ``global_acc, macc, miou`` and ``*_nobkg``, per-class lists, the mapping
     used (``cluster_to_class``), ``mapping``, ``mode`` and ``n`` (pixels).
@@ -159,6 +172,8 @@ def cluster_accuracy(true: Any, pred: Any, *, mapping: str = "hungarian", mode: 
     dropped under ``mode="nanmean"``, 0 under ``mode="dti"``).
 
     Returns ``{"acc", "macc", "mapping", "cluster_to_class", "n", "num_classes", "num_clusters"}``.
+    When ``clusters x classes`` exceeds ``_checks.MAX_TABLE_CELLS``, ``many_to_one`` is computed from
+    the non-zero counts (same result) and ``hungarian`` raises ValueError stating the limit.
     """
     _check_options(mapping, mode)
     t = _labels(true, "true", nonneg=False)
@@ -171,6 +186,10 @@ def cluster_accuracy(true: Any, pred: Any, *, mapping: str = "hungarian", mode: 
         ti = np.searchsorted(allc, cls)[ti]
         cls = allc
     clu, pi = np.unique(p, return_inverse=True)
+    if len(clu) * len(cls) > _checks.MAX_TABLE_CELLS:
+        if mapping == "hungarian":
+            check_table_size((len(clu), len(cls)), "cluster_accuracy", _DENSE_HINT + ", or mapping='many_to_one'")
+        return _many_to_one_sparse(ti.reshape(-1), pi.reshape(-1), cls, clu, mode)
     C = np.bincount(pi.reshape(-1) * len(cls) + ti.reshape(-1), minlength=len(clu) * len(cls))
     C = C.reshape(len(clu), len(cls))
     N = t.size
@@ -188,6 +207,25 @@ def cluster_accuracy(true: Any, pred: Any, *, mapping: str = "hungarian", mode: 
         recall = correct / support
     return {"acc": float(correct.sum() / N), "macc": _mean(recall, mode), "mapping": mapping,
             "cluster_to_class": assign, "n": int(N), "num_classes": int(len(cls)), "num_clusters": int(len(clu))}
+
+
+def _many_to_one_sparse(ti: np.ndarray, pi: np.ndarray, cls: np.ndarray, clu: np.ndarray, mode: str) -> dict:
+    """``cluster_accuracy(mapping="many_to_one")`` from the non-zero (cluster, class) counts only,
+    for label sets whose dense matrix is too large; the same values and mapping (ties go to the
+    lowest class, as ``argmax``)."""
+    nc = len(cls)
+    u, cnt = np.unique(pi.astype(np.int64) * nc + ti, return_counts=True)
+    p_of, t_of = np.divmod(u, nc)
+    order = np.lexsort((t_of, -cnt, p_of))  # per cluster: largest count first, lowest class on ties
+    first = order[np.r_[True, p_of[order][1:] != p_of[order][:-1]]]
+    correct = np.bincount(t_of[first], weights=cnt[first], minlength=nc).astype(np.int64)
+    support = np.bincount(ti, minlength=nc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = correct / support
+    assign = {clu[k].item(): cls[j].item() for k, j in zip(p_of[first], t_of[first])}
+    N = ti.size
+    return {"acc": float(correct.sum() / N), "macc": _mean(recall, mode), "mapping": "many_to_one",
+            "cluster_to_class": assign, "n": int(N), "num_classes": int(nc), "num_clusters": int(len(clu))}
 
 
 clustering_accuracy = cluster_accuracy

@@ -6,6 +6,13 @@ tables of a whole batch come from one ``bincount`` of ``(sample, gt, pred)`` key
 key array stays in cache; for video the ``T·H·W`` voxels of a clip form one table (§0 "video").
 Hungarian matching (mIoU) runs per sample on the CPU with ``scipy.optimize.linear_sum_assignment``.
 
+Many labels: a sample whose table is large is remapped to the ids it contains; if even that
+table exceeds ``_MAX_REMAPPED_CELLS`` (both inputs with thousands of distinct ids) it is kept as
+sparse counts (``_SparseTable``), from which ARI and mBO are exact and mIoU is exact by matching
+each connected block of overlapping masks alone. Dense matrices that a metric cannot avoid (one
+Hungarian block, the ClevrTex K x K stack) are refused above ``_checks.MAX_TABLE_CELLS`` (2**25
+cells) with a ValueError that states the limit.
+
 Per-sample outputs are float64 ``[B]``: torch in -> torch on the input's device, numpy in -> numpy;
 NaN marks a skipped sample (``summarize`` counts them as ``n_skipped``).
 """
@@ -14,13 +21,16 @@ from __future__ import annotations
 import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_array, csr_array
+from scipy.sparse.csgraph import connected_components
 
-from ._checks import Ids, id_range, prepare_pair, prepare_valid, wrap_output
+from ._checks import Ids, check_table_size, id_range, prepare_pair, prepare_valid, wrap_output
 
 __all__ = ["ari", "fg_ari", "ari_frame", "fg_ari_frame", "contingency", "miou", "miou_clevrtex",
            "miou_clevrtex_fg", "mbo", "segmentation_metrics", "SEGMENTATION_METRICS"]
@@ -34,6 +44,9 @@ _TORCH_CHUNK_PIXELS = 1 << 24
 _GROUP_SAMPLES = 2048
 # Above this many (gt, pred) cells per sample the ids are first remapped to their distinct values.
 _MAX_DENSE_CELLS = 1 << 16
+# Above this many cells after the remap (32 MiB as int64; the metrics make a few float64 copies)
+# a sample's table is kept sparse: only its non-zero counts, at most one per point.
+_MAX_REMAPPED_CELLS = 1 << 22
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,6 +104,53 @@ def _torch_counts(t: torch.Tensor, p: torch.Tensor, valid: torch.Tensor | None, 
     return c[:, :kt] if valid is not None else c
 
 
+@dataclass
+class _SparseTable:
+    """One sample's contingency table as its non-zero counts (ids remapped: row 0 = GT background).
+
+    numpy int64 ``rows``, ``cols``, ``counts`` (> 0), sorted by (row, col); ``shape`` is
+    ``(1, kt, kp)`` like a dense stack of one table.
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    counts: np.ndarray
+    kt: int
+    kp: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (1, self.kt, self.kp)
+
+    def marginals(self) -> tuple[np.ndarray, np.ndarray]:
+        """int64 GT row sums [kt] and prediction column sums [kp]."""
+        a = np.bincount(self.rows, weights=self.counts, minlength=self.kt)
+        b = np.bincount(self.cols, weights=self.counts, minlength=self.kp)
+        return a.astype(np.int64), b.astype(np.int64)
+
+    def dense(self) -> np.ndarray:
+        """int64 [1, kt, kp]; only for tables known to be small enough."""
+        out = np.zeros(self.shape, np.int64)
+        out[0, self.rows, self.cols] = self.counts
+        return out
+
+
+def _sparse_counts(t: Any, p: Any, valid: Any, kt: int, kp: int) -> _SparseTable:
+    """The table of one sample (t, p: remapped [1, N] ids < kt, kp) by counting distinct (gt, pred)
+    keys: memory O(N) whatever kt * kp is."""
+    if valid is not None:
+        t, p = t[valid], p[valid]
+    if isinstance(t, torch.Tensor):
+        key = t.reshape(-1).long() * kp + p.reshape(-1).long()
+        u, cnt = torch.unique(key, return_counts=True)
+        u, cnt = u.cpu().numpy(), cnt.cpu().numpy().astype(np.int64)
+    else:
+        key = t.reshape(-1).astype(np.int64) * kp + p.reshape(-1)
+        u, cnt = np.unique(key, return_counts=True)
+    rows, cols = np.divmod(u, kp)
+    return _SparseTable(rows.astype(np.int64), cols.astype(np.int64), cnt.astype(np.int64), kt, kp)
+
+
 def _remap(x: Any, keep_zero: bool) -> tuple[Any, int]:
     """Dense ids 0..U-1 of the distinct values of x; with keep_zero, id 0 stays 0 (the GT background)."""
     if isinstance(x, torch.Tensor):
@@ -128,7 +188,8 @@ def _chunk_tables(ids: Ids, t: Any, p: Any, v: Any, lo: int, hi: int, step: int)
     Ids are range-checked chunk by chunk (the chunk is in cache then: one pass fewer over the batch
     than a global min/max). Row i / column j are ids i / j, except for samples of a chunk with more
     than ``_MAX_DENSE_CELLS`` cells, which are remapped one by one to their distinct ids; row 0 is
-    the GT background in both cases.
+    the GT background in both cases. A remapped table above ``_MAX_REMAPPED_CELLS`` is a
+    ``_SparseTable``.
     """
     counts = _torch_counts if ids.backend == "torch" else _np_counts
     out: list[tuple[int, Any]] = []
@@ -144,7 +205,9 @@ def _chunk_tables(ids: Ids, t: Any, p: Any, v: Any, lo: int, hi: int, step: int)
         for s in range(tc.shape[0]):
             tr, kt_s = _remap(tc[s:s + 1], keep_zero=True)
             pr, kp_s = _remap(pc[s:s + 1], keep_zero=False)
-            out.append((a + s, counts(tr, pr, vc[s:s + 1] if vc is not None else None, kt_s, kp_s)))
+            vs = vc[s:s + 1] if vc is not None else None
+            build = _sparse_counts if kt_s * kp_s > _MAX_REMAPPED_CELLS else counts
+            out.append((a + s, build(tr, pr, vs, kt_s, kp_s)))
     return out
 
 
@@ -158,7 +221,7 @@ def _merge(parts: list[tuple[int, Any]], backend: str) -> Iterator[tuple[slice, 
     if len(parts) == 1:
         yield slice(lo, lo + b), parts[0][1]
         return
-    if b * kt * kp > _MAX_DENSE_CELLS * 64:
+    if b * kt * kp > _MAX_DENSE_CELLS * 64 or any(isinstance(c, _SparseTable) for _, c in parts):
         for a, c in parts:
             yield slice(a, a + c.shape[0]), c
         return
@@ -210,12 +273,17 @@ def contingency(true_ids: Any, pred_ids: Any, *, valid: Any = None) -> list[np.n
     """Per-sample contingency tables ``n[i, j]`` (GT id i x predicted id j) over ``T·H·W``, int64.
 
     A helper for inspection and tests (the metrics use the same code internally). Tables are
-    ``[max_true_id+1, max_pred_id+1]`` numpy arrays.
+    ``[max_true_id+1, max_pred_id+1]`` numpy arrays; a sample with large ids is indexed by its
+    distinct ids in ascending order instead (GT row 0 = background), and one whose table would
+    still exceed ``_MAX_REMAPPED_CELLS`` cells is a ``scipy.sparse.csr_array``.
     """
     ids = prepare_pair(true_ids, pred_ids, check_values=False)
     v = prepare_valid(valid, ids)
-    out: list[np.ndarray] = []
+    out: list[Any] = []
     for _, c in _count_chunks(ids, v):
+        if isinstance(c, _SparseTable):
+            out.append(csr_array((c.counts, (c.rows, c.cols)), shape=(c.kt, c.kp)))
+            continue
         c = c.cpu().numpy() if isinstance(c, torch.Tensor) else c
         out.extend(np.asarray(x, np.int64) for x in c)
     return out
@@ -240,6 +308,8 @@ def _ari_from_counts(c: Any, ignore_background: bool, skip_empty_fg: bool) -> An
     identical partitions (R = A = Bp, i.e. no disagreeing pair: covers N < 2, both one cluster,
     both all-singletons) and any other zero denominator.
     """
+    if isinstance(c, _SparseTable):
+        return _ari_sparse(c, ignore_background, skip_empty_fg)
     xp = torch if isinstance(c, torch.Tensor) else np
     n = c.to(torch.float64) if xp is torch else c.astype(np.float64)
     fg_points = n[:, 1:, :].sum((1, 2))
@@ -252,6 +322,29 @@ def _ari_from_counts(c: Any, ignore_background: bool, skip_empty_fg: bool) -> An
     R = (n * (n - 1)).sum((1, 2))
     A = (a * (a - 1)).sum(1)
     Bp = (b * (b - 1)).sum(1)
+    return _ari_from_sums(R, A, Bp, N, fg_points, skip_empty_fg)
+
+
+def _ari_sparse(c: _SparseTable, ignore_background: bool, skip_empty_fg: bool) -> np.ndarray:
+    """``_ari_from_counts`` of a sparse table: the same sums, over the non-zero counts only (zero
+    cells add nothing to any of them), so the value is the same float64."""
+    n, rows, cols = c.counts.astype(np.float64), c.rows, c.cols
+    fg = rows > 0
+    fg_points = n[fg].sum(keepdims=True)
+    if ignore_background:
+        n, rows, cols = n[fg], rows[fg] - 1, cols[fg]
+    a = np.bincount(rows, weights=n, minlength=c.kt - ignore_background)
+    b = np.bincount(cols, weights=n, minlength=c.kp)
+    N = a.sum(keepdims=True)
+    R = (n * (n - 1)).sum(keepdims=True)
+    A = (a * (a - 1)).sum(keepdims=True)
+    Bp = (b * (b - 1)).sum(keepdims=True)
+    return _ari_from_sums(R, A, Bp, N, fg_points, skip_empty_fg)
+
+
+def _ari_from_sums(R: Any, A: Any, Bp: Any, N: Any, fg_points: Any, skip_empty_fg: bool) -> Any:
+    """ARI [b] from the pair sums [b] (numpy or torch) of ``_ari_from_counts``."""
+    xp = torch if isinstance(R, torch.Tensor) else np
     P = N * (N - 1)
     E = A * Bp / (P.clamp(min=1) if xp is torch else np.maximum(P, 1))
     M = (A + Bp) / 2
@@ -350,6 +443,8 @@ def _gt_rows(a: np.ndarray, include_background: bool) -> np.ndarray:
 
 def _miou_from_counts(c: Any, include_background: bool) -> np.ndarray:
     """Hungarian mIoU per table: Σ matched IoU / K_gt; NaN when K_gt = 0 (§2 default)."""
+    if isinstance(c, _SparseTable):
+        return _miou_sparse(c, include_background)
     c = _tables_numpy(c)
     iou, a, b = _iou_tables(c)
     rows = _gt_rows(a, include_background)
@@ -374,8 +469,70 @@ def _miou_from_counts(c: Any, include_background: bool) -> np.ndarray:
     return out
 
 
+def _sparse_best(c: _SparseTable, include_background: bool) -> tuple[np.ndarray, ...]:
+    """Per counted GT row of a sparse table: (rows mask [kt], row, col, IoU of its non-zero cells,
+    best IoU per row scattered into [kt], the column of the first best IoU of each counted row)."""
+    a, b = c.marginals()
+    counted = _gt_rows(a[None], include_background)[0]
+    keep = counted[c.rows]
+    r, col, n = c.rows[keep], c.cols[keep], c.counts[keep]
+    iou = n / (a[r] + b[col] - n)  # n > 0, so the union is > 0
+    order = np.lexsort((col, -iou, r))  # per row: best IoU first, lowest column among ties (argmax)
+    first = order[np.r_[True, r[order][1:] != r[order][:-1]]] if len(order) else order
+    best = np.zeros(c.kt)
+    best[r[first]] = iou[first]
+    return counted, r, col, iou, best, col[first]
+
+
+def _miou_sparse(c: _SparseTable, include_background: bool) -> np.ndarray:
+    """``_miou_from_counts`` of a sparse table. Pairs without overlap have IoU 0 and never change
+    the optimum, so the matching splits into the connected blocks of overlapping (GT, pred) masks,
+    each solved alone: by its row maxima when they lie in distinct columns (as the dense
+    shortcut), by its largest IoU when it has one GT or one predicted mask, else by the Hungarian
+    algorithm on the block (dense; refused above ``MAX_TABLE_CELLS``). Equal to the dense value
+    up to float rounding."""
+    counted, r, col, iou, best, best_col = _sparse_best(c, include_background)
+    k_gt = int(counted.sum())
+    if k_gt == 0:
+        return np.array([np.nan])
+    hits = np.bincount(best_col, minlength=c.kp)
+    if hits.max() <= 1:  # the row maxima form an assignment: the upper bound is reached
+        return np.array([best.sum() / k_gt])
+    n_comp, label = connected_components(coo_array((iou, (r, c.kt + col)), shape=(c.kt + c.kp,) * 2),
+                                         directed=False)
+    row_comp, edge_comp = label[:c.kt], label[:c.kt][r]
+    best_rows = np.nonzero(counted)[0]  # ascending, as best_col
+    clash = np.zeros(n_comp, bool)
+    clash[row_comp[best_rows][hits[best_col] > 1]] = True
+    n_rows = np.bincount(row_comp[best_rows], minlength=n_comp)
+    n_cols = np.bincount(label[c.kt:][np.unique(col)], minlength=n_comp)
+    single = clash & (np.minimum(n_rows, n_cols) == 1)  # one mask on a side: its largest IoU
+    comp_max = np.zeros(n_comp)
+    np.maximum.at(comp_max, edge_comp, iou)
+    total = best[best_rows][~clash[row_comp[best_rows]]].sum() + comp_max[single].sum()
+    hard = np.nonzero(clash & ~single)[0]
+    order = np.argsort(edge_comp, kind="stable")
+    bounds = np.searchsorted(edge_comp[order], np.stack([hard, hard + 1]))
+    for lo, hi in bounds.T:
+        e = order[lo:hi]
+        ur, ri = np.unique(r[e], return_inverse=True)
+        uc, ci = np.unique(col[e], return_inverse=True)
+        check_table_size((len(ur), len(uc)), "miou",
+                         f": {len(ur)} GT masks overlap {len(uc)} predicted masks in one connected block, "
+                         f"too large for the Hungarian matching; use mbo or ari for such inputs")
+        m = np.zeros((len(ur), len(uc)))
+        m[ri, ci] = iou[e]
+        i, j = linear_sum_assignment(m, maximize=True)
+        total += m[i, j].sum()
+    return np.array([total / k_gt])
+
+
 def _mbo_from_counts(c: Any) -> np.ndarray:
     """Mean over non-empty foreground GT masks of the best IoU over all predictions (§3)."""
+    if isinstance(c, _SparseTable):
+        counted, *_, best, _ = _sparse_best(c, include_background=False)
+        k_gt = int(counted.sum())
+        return np.array([np.where(counted, best, 0.0).sum() / k_gt if k_gt else np.nan])
     c = _tables_numpy(c)
     iou, a, _ = _iou_tables(c)
     rows = _gt_rows(a, include_background=False)
@@ -383,6 +540,10 @@ def _mbo_from_counts(c: Any) -> np.ndarray:
     best = np.where(rows, iou.max(2), 0.0).sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(k_gt > 0, best / np.maximum(k_gt, 1), np.nan)
+
+
+_CLEVRTEX_HINT = (": the ClevrTex evaluator matches K x K padded mask stacks (K = the larger id count); "
+                  "use miou for inputs with this many ids")
 
 
 def _clevrtex_from_counts(c: Any, soft_k: int | None, foreground: bool) -> np.ndarray:
@@ -396,7 +557,13 @@ def _clevrtex_from_counts(c: Any, soft_k: int | None, foreground: bool) -> np.nd
     ``mIoU = Σ_k IoU_k / #{k : GT_k non-empty or aligned pred_k non-empty}``; ``foreground`` drops
     GT slot 0 and divides by ``num_pairs − 1`` (NaN when that is 0). The reference takes the GT
     channel count over its batch; ocbench takes it per sample (the reference run with batch 1).
+    The K x K matrix is refused above ``MAX_TABLE_CELLS`` (ValueError).
     """
+    if isinstance(c, _SparseTable):
+        kp = soft_k if soft_k is not None else int(c.cols.max()) + 1
+        K = max(int(c.rows.max()) + 1, kp)
+        check_table_size((K, K), "miou_clevrtex", _CLEVRTEX_HINT)
+        c = c.dense()
     c = _tables_numpy(c)
     out = np.full(c.shape[0], np.nan)
     for s in range(c.shape[0]):
@@ -405,6 +572,7 @@ def _clevrtex_from_counts(c: Any, soft_k: int | None, foreground: bool) -> np.nd
         kp = soft_k if soft_k is not None else int(np.nonzero(b)[0].max()) + 1
         kt = max(int(np.nonzero(a)[0].max()) + 1 if a.any() else 1, kp)
         K = max(kt, kp)
+        check_table_size((K, K), "miou_clevrtex", _CLEVRTEX_HINT)
         n = np.zeros((K, K), np.int64)  # [true, pred]
         r_, c_ = min(cs.shape[0], K), min(cs.shape[1], K)
         n[:r_, :c_] = cs[:r_, :c_]
@@ -431,7 +599,9 @@ def miou(true_ids: Any, pred_ids: Any, *, include_background: bool = False) -> A
     GT masks are the non-empty ids > 0 (id 0 too with ``include_background``, SlotDiffusion's
     convention); predicted masks are all predicted ids present, background slot included. The
     matching maximises the total IoU; unmatched GT masks score 0, extra predictions cost nothing.
-    Value = Σ matched IoU / K_gt; samples with K_gt = 0 are NaN (skipped).
+    Value = Σ matched IoU / K_gt; samples with K_gt = 0 are NaN (skipped). With thousands of ids on
+    both sides each connected block of overlapping masks is matched alone; a block whose matrix
+    exceeds ``_checks.MAX_TABLE_CELLS`` raises ValueError.
     """
     ids = prepare_pair(true_ids, pred_ids, check_values=False)
     vals = _per_sample(ids, None, lambda c: _miou_from_counts(c, include_background))
@@ -448,7 +618,8 @@ def mbo(true_ids: Any, pred_ids: Any) -> Any:
 
 def miou_clevrtex(true_ids: Any, pred_ids: Any, *, foreground: bool = False) -> Any:
     """ClevrTex's mIoU (``CLEVRTEX_Evaluator``), float64 ``[B]``; unmatched non-empty predictions
-    lower the score. ``foreground=True`` is its ``mIoU_fg`` (also ``miou_clevrtex_fg``)."""
+    lower the score. ``foreground=True`` is its ``mIoU_fg`` (also ``miou_clevrtex_fg``). Its K x K
+    matrix (K = the larger id count) is refused above ``_checks.MAX_TABLE_CELLS`` (ValueError)."""
     ids = prepare_pair(true_ids, pred_ids, check_values=False)
     vals = _per_sample(ids, None, lambda c: _clevrtex_from_counts(c, ids.soft_k, foreground))
     return wrap_output(vals, ids.out_kind, ids.device)

@@ -39,7 +39,8 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ._checks import prepare_pair
+from . import _checks
+from ._checks import check_table_size, prepare_pair
 from .versions import VERSIONS
 
 __all__ = ["clear_mot", "mot", "TrackingAccumulator", "frame_inputs", "COUNT_KEYS"]
@@ -134,7 +135,27 @@ def _boxes(x: np.ndarray, k: int) -> np.ndarray:
 _MAX_TABLE = 1 << 22
 
 
+def _check_tables(t: np.ndarray, p: np.ndarray, geometry: str, i: int) -> None:
+    """ValueError before any video is scored when video ``i``'s (frame, gt, pred) table, after
+    the remap of ``_tables``, or its box histograms would exceed ``MAX_TABLE_CELLS``: every frame's
+    IoU table is dense (one row per GT id, one column per predicted id of the video)."""
+    T, H, W = t.shape
+    kt, kp = int(t.max()) + 1, int(p.max()) + 1
+    if T * kt * kp > _MAX_TABLE:
+        ut, up = np.unique(t), np.unique(p)
+        kt, kp = len(ut) + int(ut[0] != 0), len(up) + int(up[0] != 0)  # as _dense: id 0 kept
+    hint = (f" for video {i} ({kt} GT ids x {kp} predicted ids over {T} frames); CLEAR-MOT needs dense "
+            f"per-frame IoU tables, so relabel the ids per video or score fewer segments")
+    check_table_size((T, kt, kp), f"clear_mot: true_videos[{i}]", hint)
+    # the box histograms [T, k, H] and [T, k, W] (k ids): refused only when larger than the video too
+    if geometry == "box" and T * max(kt, kp) * max(H, W) > max(_checks.MAX_TABLE_CELLS, T * H * W):
+        raise ValueError(f"clear_mot: true_videos[{i}] (geometry='box'): {max(kt, kp)} ids over {T} frames of "
+                         f"{H}x{W} need box histograms of {T * max(kt, kp) * max(H, W)} cells, above the limit of "
+                         f"max({_checks.MAX_TABLE_CELLS}, T*H*W) cells; use geometry='mask' or fewer ids")
+
+
 def _tables(t: np.ndarray, p: np.ndarray, geometry: str) -> _VideoTables:
+    """Per-frame tables of one video (sizes checked by ``_check_tables``)."""
     T = t.shape[0]
     kt, kp = int(t.max()) + 1, int(p.max()) + 1
     if T * kt * kp <= _MAX_TABLE:
@@ -242,6 +263,7 @@ def frame_inputs(true_video: Any, pred_video: Any, *, iou_threshold: float = 0.5
     opts = _Options(iou_threshold, min_pixels, exclude_bg_iou, geometry, ocrb_compat, tuple(ocrb_frames))
     opts.check()
     t, p = _video_pair(true_video, pred_video, 0)
+    _check_tables(t, p, opts.geometry, 0)
     return list(_frames(_tables(t, p, geometry), opts, background_ids))
 
 
@@ -407,6 +429,8 @@ class TrackingAccumulator:
         bgs = _bg_per_video(self.background_ids if background_ids is None else background_ids, len(tv))
         opts = self.options
         pairs = [_video_pair(t, p, i) for i, (t, p) in enumerate(zip(tv, pv))]  # all checked before any is added
+        for i, (t, p) in enumerate(pairs):
+            _check_tables(t, p, opts.geometry, i)
         for i, (t, p) in enumerate(pairs):
             vt = _tables(t, p, opts.geometry)
             state = self._shared if opts.ocrb_compat else _State()
