@@ -153,6 +153,24 @@ class Method:
 
 
 _METHODS: dict[str, type[Method]] = {}
+# where each registered method came from, stored in every record it makes (``method_origin``):
+# {"kind": "builtin", "module": ...}, {"kind": "entry_point", "name": ..., "value": ...},
+# {"kind": "plugin", "path": ..., "sha256": <of the file as imported>} or {"kind": "module", "module": ...}
+_ORIGINS: dict[str, dict] = {}
+# the origin of the code being imported right now (set by _discover and load_plugin), None otherwise
+_LOADING: dict | None = None
+
+
+class PluginRefused(MethodError):
+    """A plugin (or entry point) that tried to take the name of a method it may not replace."""
+
+
+def _origin_of(cls: type) -> dict:
+    if _LOADING is not None:
+        return {k: v for k, v in _LOADING.items() if k != "replace_builtin"}
+    module = getattr(cls, "__module__", "") or ""
+    kind = "builtin" if module.split(".")[0] == __package__ else "module"
+    return {"kind": kind, "module": module}
 
 
 def register_method(name: str, *, kinds: set[str] | frozenset[str], config: type | None = None,
@@ -163,6 +181,16 @@ def register_method(name: str, *, kinds: set[str] | frozenset[str], config: type
         raise ValueError(f"unknown kinds {sorted(bad)}; valid: {sorted(KINDS)}")
 
     def deco(cls: type[Method]) -> type[Method]:
+        origin = _origin_of(cls)
+        held = _ORIGINS.get(name)
+        # a plugin or entry point may replace another plugin's method, never a built-in one unasked: its
+        # records would land under the harness's own run ids
+        if (origin["kind"] in ("plugin", "entry_point") and held is not None and held["kind"] != "plugin"
+                and not (_LOADING or {}).get("replace_builtin")):
+            where = origin.get("path") or f"entry point {origin.get('name')} = {origin.get('value')}"
+            raise PluginRefused(f"{where} registers {name!r}, the name of a {held['kind']} method "
+                                f"({held.get('module') or held.get('name')}); rename the method, or pass "
+                                f"--replace-builtin to replace it")
         cls.name = name
         cls.kinds = frozenset(kinds)
         if config is not None:
@@ -173,16 +201,31 @@ def register_method(name: str, *, kinds: set[str] | frozenset[str], config: type
             cls.frame_by_frame = "video" not in kinds
         cls.learned = learned
         _METHODS[name] = cls
+        _ORIGINS[name] = origin
         return cls
 
     return deco
 
 
+def method_origin(name: str) -> dict | None:
+    """Where the registered method ``name`` came from (a copy), or None for a name nobody registered."""
+    _discover()
+    o = _ORIGINS.get(name)
+    return dict(o) if o is not None and name in _METHODS else None
+
+
 _DISCOVERED = False
 
 
+def _restore(methods_before: dict, origins_before: dict) -> None:
+    _METHODS.clear()
+    _METHODS.update(methods_before)
+    _ORIGINS.clear()
+    _ORIGINS.update(origins_before)
+
+
 def _discover() -> None:
-    global _DISCOVERED
+    global _DISCOVERED, _LOADING
     if _DISCOVERED:
         return
     _DISCOVERED = True
@@ -193,17 +236,34 @@ def _discover() -> None:
     try:
         from importlib.metadata import entry_points
 
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
+        eps = list(entry_points(group=ENTRY_POINT_GROUP))
+    except Exception as e:  # pragma: no cover - broken package metadata
+        print(f"warning: the {ENTRY_POINT_GROUP} entry points could not be listed: {e}", file=sys.stderr)
+        eps = []
+    for ep in eps:
+        before = (dict(_METHODS), dict(_ORIGINS))
+        _LOADING = {"kind": "entry_point", "name": ep.name, "value": ep.value}
+        try:
             ep.load()
-    except Exception as e:  # a broken third-party plugin must not hide the built-in methods
-        print(f"warning: an {ENTRY_POINT_GROUP} entry point failed to load: {e}", file=sys.stderr)
+        except Exception as e:  # a broken third-party plugin must not hide the built-in methods
+            _restore(*before)
+            print(f"warning: the {ENTRY_POINT_GROUP} entry point {ep.name} = {ep.value} failed to load "
+                  f"and was left out: {type(e).__name__}: {e}", file=sys.stderr)
+        finally:
+            _LOADING = None
 
 
 _PLUGINS: dict[str, list[str]] = {}
 
 
-def load_plugin(path: str | Path) -> list[str]:
-    """Import a method file from outside the package (once); returns the names it registered."""
+def load_plugin(path: str | Path, *, replace_builtin: bool = False) -> list[str]:
+    """Import a method file from outside the package (once); returns the names it registered.
+
+    All or nothing: a plugin that fails to import, registers nothing, or takes a built-in method's name
+    without ``replace_builtin`` leaves the registry exactly as it was. Its methods remember the file's
+    path and the sha256 of the bytes that were run (``method_origin``), which every record carries.
+    """
+    global _LOADING
     path = Path(path)
     if not path.is_file():
         raise MethodError(f"plugin file {path} does not exist")
@@ -211,18 +271,42 @@ def load_plugin(path: str | Path) -> list[str]:
     if key in _PLUGINS:
         return list(_PLUGINS[key])
     _discover()  # built-in methods first, so a plugin cannot be mistaken for registering them
-    before = dict(_METHODS)
-    mod_name = "ocbench_plugin_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
-    spec = importlib.util.spec_from_file_location(mod_name, path)
+    try:
+        source = Path(key).read_bytes()  # hash and run the same bytes
+    except OSError as e:
+        raise MethodError(f"plugin {path} cannot be read: {e}") from e
+    before = (dict(_METHODS), dict(_ORIGINS))
+    mod_name = "ocbench_plugin_" + hashlib.sha1(key.encode()).hexdigest()[:10]
+    spec = importlib.util.spec_from_file_location(mod_name, key)
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
+    prev = _LOADING
+    _LOADING = {"kind": "plugin", "path": key, "sha256": hashlib.sha256(source).hexdigest(),
+                "replace_builtin": bool(replace_builtin)}
     try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        raise MethodError(f"plugin {path} failed to import: {type(e).__name__}: {e}") from e
-    new = sorted(n for n, c in _METHODS.items() if before.get(n) is not c)
-    if not new:
-        raise MethodError(f"plugin {path} registered no method (use @baselines.register_method)")
+        exec(compile(source, key, "exec"), module.__dict__)
+        error = None
+    except PluginRefused as e:
+        error = e
+    except (Exception, SystemExit) as e:  # SystemExit too: a plugin must not end the whole command
+        error = MethodError(f"plugin {path} failed to import: {type(e).__name__}: {e}")
+        error.__cause__ = e
+    finally:
+        _LOADING = prev
+    new = sorted(n for n, c in _METHODS.items() if before[0].get(n) is not c)
+    if error is None and not replace_builtin:
+        # also when the plugin swallowed the refusal that register_method raised
+        taken = [n for n in before[0] if (n in new or n not in _METHODS)
+                 and before[1].get(n, {}).get("kind") != "plugin"]
+        if taken:
+            error = PluginRefused(f"plugin {path} replaces built-in method(s) {taken}; rename them, or "
+                                  f"pass --replace-builtin to replace them")
+    if error is None and not new:
+        error = MethodError(f"plugin {path} registered no method (use @baselines.register_method)")
+    if error is not None:
+        _restore(*before)
+        sys.modules.pop(mod_name, None)
+        raise error
     _PLUGINS[key] = new
     return new
 

@@ -7,6 +7,7 @@ and ``manifest`` (the split's manifest as JSON text).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -20,34 +21,123 @@ import generators
 
 from .runner import record_base
 from .scoring import SplitScorer, check_prediction
-from .store import ResultsStore
+from .store import ResultsStore, run_id
 
 
 class PredictionFileError(ValueError):
     pass
 
 
-def _open_predictions(path: str | os.PathLike) -> dict[str, np.ndarray]:
+class RecordExistsError(ValueError):
+    """Storing external predictions would replace a record (or take a registered method's name)."""
+
+
+NPY_MAGIC = b"\x93NUMPY"
+HEADER_SLACK = 1 << 16  # an .npy header is at most 64 KiB (numpy reads at most 10,000 bytes of it)
+
+
+def _member(zf: zipfile.ZipFile, key: str) -> zipfile.ZipInfo | None:
+    names = set(zf.namelist())
+    for name in (f"{key}.npy", key):
+        if name in names:
+            return zf.getinfo(name)
+    return None
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_items: int, where: str) -> np.ndarray:
+    """One array of the archive, refused before inflating when it declares more than the split can need.
+
+    ``max_items`` elements of at most 8 bytes each: the zip header's ``file_size`` and the ``.npy``
+    header's shape and dtype are both checked before a byte of the data is inflated.
+    """
+    limit = max_items * 8
+    if info.file_size > limit + HEADER_SLACK:
+        raise PredictionFileError(f"{where}: member {info.filename} declares {info.file_size} bytes; the split "
+                                  f"needs at most {limit} (+ header); refusing to inflate it")
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise PredictionFileError(f"{where}: member {info.filename} has .npy version {version}")
+    if dtype.hasobject:
+        raise PredictionFileError(f"{where}: member {info.filename} holds Python objects ({dtype}); "
+                                  f"save plain integer/float arrays")
+    nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if nbytes > limit:
+        raise PredictionFileError(f"{where}: member {info.filename} declares shape {shape} {dtype} = {nbytes} "
+                                  f"bytes; the split needs at most {limit}; refusing to inflate it")
+    with zf.open(info) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
+def _open_predictions(path: str | os.PathLike, max_items: dict[str, int]) -> tuple[dict[str, np.ndarray], str]:
+    """The arrays ``max_items`` names (only those are inflated) and the file's sha256.
+
+    The file is opened once: the digest is of the bytes the arrays were read from.
+    """
     path = Path(path)
     if not path.is_file():
         raise PredictionFileError(f"predictions file {path} does not exist")
+    out: dict[str, np.ndarray] = {}
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise PredictionFileError(f"{path} is not a readable .npz of arrays ({e})") from e
+        with open(path, "rb") as fh:
+            head = fh.read(len(NPY_MAGIC))
+            fh.seek(0)
+            digest = hashlib.sha256()
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+            fh.seek(0)
+            if not zipfile.is_zipfile(fh):
+                if head == NPY_MAGIC:
+                    raise PredictionFileError(f"{path} is a single .npy array, not an .npz archive; save it "
+                                              f"with np.savez(path, masks=masks[, recon=recon])")
+                raise PredictionFileError(f"{path} is not a readable .npz of arrays (not a zip archive); save "
+                                          f"predictions with np.savez(path, masks=masks[, recon=recon])")
+            fh.seek(0)
+            with zipfile.ZipFile(fh) as zf:
+                members = {k: _member(zf, k) for k in max_items}
+                if members.get("masks") is None:
+                    raise PredictionFileError(
+                        f"{path} has no 'masks' array (has {sorted(n.removesuffix('.npy') for n in zf.namelist())})"
+                        f"; expected masks [N,T,H,W] integer")
+                for k, info in members.items():
+                    if info is not None:
+                        out[k] = _read_member(zf, info, max_items[k], str(path))
+    except PredictionFileError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as e:
+        raise PredictionFileError(f"{path} is not a readable .npz of arrays ({type(e).__name__}: {e})") from e
+    return out, digest.hexdigest()
 
 
 def score_file(dataset: str, split: str, predictions: str | os.PathLike, *, variant: str | None = None,
                profile: str = "quick", data_root: str | None = None, method: str | None = None, seed: int = 0,
-               results: Path | None = None, batch: int = 64) -> dict:
+               results: Path | None = None, batch: int = 64, overwrite: bool = False) -> dict:
+    """Score a predictions file against a split; with ``method`` and ``results``, store the record.
+
+    Storing refuses, unless ``overwrite``, a registered method's name (its records come from the harness)
+    and any run id that already has a record. The record's ``origin`` names the file and its sha256.
+    """
     ds = generators.load(dataset, split, variant, profile, data_root)
-    arrs = _open_predictions(predictions)
+    store = None
+    if method is not None and results is not None:
+        store = ResultsStore(results)
+        rid = run_id(method, dataset, ds.variant, split, seed, profile)
+        if not overwrite:
+            from baselines import methods
+
+            if method in methods():
+                raise RecordExistsError(f"{method!r} is a registered method: its records come from the harness; "
+                                        f"store external predictions under another name, or pass --overwrite")
+            if os.path.lexists(store.path(rid, profile)):
+                raise RecordExistsError(f"a record {rid} already exists in {store.root}; pass --overwrite to "
+                                        f"replace it")
     N = len(ds)
     T, H, W, C = ds.shape
-    if "masks" not in arrs:
-        raise PredictionFileError(f"{predictions} has no 'masks' array (has {sorted(arrs)}); expected masks "
-                                  f"[N,T,H,W] = {(N, T, H, W)} integer")
+    arrs, digest = _open_predictions(predictions, {"masks": N * T * H * W, "recon": N * T * H * W * C})
     masks = arrs["masks"]
     if masks.ndim == 3 and T == 1:
         masks = masks[:, None]
@@ -77,12 +167,15 @@ def score_file(dataset: str, split: str, predictions: str | os.PathLike, *, vari
                                 hi - lo, T, H, W, C)
         scorer.update(b["masks"].numpy(), m, video=b["video"].numpy(), recon=r)
     res = scorer.compute()
-    rec = dict(record_base(method or "external", dataset, ds.variant, split, seed, profile, "external"),
+    name = Path(predictions).name
+    origin = {"kind": "external", "predictions": name, "sha256": digest}
+    rec = dict(record_base(method or "external", dataset, ds.variant, split, seed, profile, "external",
+                           origin=origin),
                status="ok", error=None, metrics=res["metrics"], by_length=res["by_length"],
                n_samples=res["n_samples"], train_seconds=None, eval_seconds=round(time.time() - t0, 3),
-               dataset_manifest_hash=ds.manifest_hash, source=f"external predictions {Path(predictions).name}")
-    if method and results is not None:
-        ResultsStore(results).write(rec)
+               dataset_manifest_hash=ds.manifest_hash, source=f"external predictions {name}")
+    if store is not None:
+        store.write(rec)
     return rec
 
 
