@@ -1,14 +1,18 @@
 """The results store: one JSON record per run, plain text, written atomically.
 
 A record is keyed by its run id ``method__dataset__variant__split__s<seed>__<profile>`` and lives
-at ``<root>/<profile>/<run_id>.json``. Corrupt files are reported and skipped, never dropped
-silently: :meth:`ResultsStore.records` returns them in ``self.problems``.
+at ``<root>/<profile>/<run_id>.json``. A file there that is not a valid record (not JSON, a field
+of the wrong type (``leaderboard.check_record``, the one record check), a run id that does not
+match its fields or its file name, a folder or a dangling link) is reported by its path in
+``self.problems`` and skipped, never dropped silently and never trusted: :meth:`ResultsStore.get`
+returns None for it, so a resumed run redoes that unit. Records are written like any results file
+(mode 0666 less the umask, 0644 by default), so other users and a web server can read them.
 """
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -55,10 +59,25 @@ def run_id(method: str, dataset: str, variant: str, split: str, seed: int, profi
     return f"{method}__{dataset}__{variant}__{split}__s{int(seed)}__{profile}"
 
 
+def _create_temporary(folder: Path, name: str) -> tuple[int, str]:
+    """A new, exclusive ``.<name>.<random>.tmp`` in ``folder``, created with mode 0666 less the umask.
+
+    (``tempfile.mkstemp`` makes 0600 files: records no one else could read.)
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name for {name} in {folder}")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temporary file in the same folder, fsync, then rename over the target."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temporary(path.parent, path.name)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -116,44 +135,64 @@ class ResultsStore:
         return p
 
     def get(self, rid: str, profile: str) -> dict | None:
+        """The record stored under ``rid``, or None if there is none or it is invalid (reported in ``problems``)."""
         p = self.path(rid, profile)
         if not p.exists():
             return None
+        return self._load(p)
+
+    def _load(self, p: Path) -> dict | None:
+        """The valid record in file ``p``, else None with the reason appended to ``self.problems``."""
         try:
-            rec = json.loads(p.read_text())
-            self._check(rec, p)
+            if not p.is_file():
+                raise ValueError("not a regular file (a folder, or a link to nothing)")
+            rec = json.loads(p.read_text(encoding="utf-8"))
+            check_stored(rec, p)
             return rec
-        except (ValueError, KeyError) as e:
-            self.problems.append(f"{p}: corrupt record skipped ({e})")
+        except (OSError, ValueError, RecursionError) as e:
+            reason = " ".join(str(e).split())
+            shown = str(p) if str(p).isprintable() else ascii(str(p))  # one line, no terminal escapes
+            self.problems.append(f"{shown}: invalid record skipped ({reason[:300]})")
             return None
 
-    @staticmethod
-    def _check(rec: dict, p: Path) -> None:
-        if not isinstance(rec, dict):
-            raise ValueError("not a JSON object")
-        missing = [k for k in REQUIRED if k not in rec]
-        if missing:
-            raise KeyError(f"missing fields {missing}")
-
     def records(self, profile: str | None = None, **filters) -> list[dict]:
-        """Every readable record (optionally of one profile, filtered by equal fields)."""
+        """Every valid record (optionally of one profile, filtered by equal fields); the rest in ``problems``."""
         self.problems = []
         out = []
-        dirs = [self.root / profile] if profile else ([d for d in sorted(self.root.iterdir()) if d.is_dir()]
-                                                      if self.root.exists() else [])
+        if profile:
+            dirs = [path_inside(self.root, safe_name(profile, "profile"))]
+        else:
+            dirs = [d for d in sorted(self.root.iterdir()) if d.is_dir()] if self.root.is_dir() else []
         for d in dirs:
-            if not d.exists():
+            if not d.is_dir():
                 continue
             for p in sorted(d.glob("*.json")):
-                try:
-                    rec = json.loads(p.read_text())
-                    self._check(rec, p)
-                except (ValueError, KeyError) as e:
-                    self.problems.append(f"{p}: corrupt record skipped ({e})")
-                    continue
-                if all(_match(rec.get(k), v) for k, v in filters.items() if v is not None):
+                rec = self._load(p)
+                if rec is not None and all(_match(rec.get(k), v) for k, v in filters.items() if v is not None):
                     out.append(rec)
         return out
+
+
+def check_stored(rec, p: Path | None = None) -> None:
+    """Raise ValueError if ``rec`` is not a valid stored record (of file ``p``, when given).
+
+    Valid: ``leaderboard.check_record`` passes, the store's fields are there, the run id is the one
+    its fields make, and, for a file, it is named ``<profile>/<run_id>.json``: a record copied under
+    another run's name would otherwise make a resumed run skip that other run.
+    """
+    from leaderboard import check_record  # the one record check (pandas: imported when records are read)
+
+    if not isinstance(rec, dict):
+        raise ValueError(f"not a JSON object but {type(rec).__name__}")
+    missing = [k for k in REQUIRED if k not in rec]
+    if missing:
+        raise ValueError(f"missing field(s) {missing}")
+    check_record(rec)
+    expected = run_id(*(rec[k] for k in ("method", "dataset", "variant", "split", "seed", "profile")))
+    if rec["run_id"] != expected:
+        raise ValueError(f"run_id {str(rec['run_id'])[:120]!r} does not match its fields ({expected!r})")
+    if p is not None and (p.name != f"{expected}.json" or p.parent.name != rec["profile"]):
+        raise ValueError(f"the record of {expected!r} must be stored as {rec['profile']}/{expected}.json")
 
 
 def _match(value, wanted) -> bool:

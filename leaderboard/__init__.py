@@ -4,32 +4,49 @@ Imports nothing from the rest of ocbench (DESIGN.md "Layout"); it reads the plai
 the harness writes. Entry points::
 
     aggregate(records, profile=None) -> DataFrame          # mean / std / n / n_failed over seeds
-    build(records, out_dir, profile=None, paper=True)      # writes every output, returns their paths
+    build(records, out_dir, profile=None, paper=True, problems=None)  # writes every output, returns their paths
+    check_record(record)                                    # ValueError naming the field at fault
     load_paper_rows() -> DataFrame                          # published reference rows
 """
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .aggregate import (aggregate, aggregate_by_length, build_tables, failures, format_cell, long_table,
-                        main_metric, metric_kind, read_leaderboard_csv, read_records, runs_frame, seed_values,
-                        to_markdown, validate_records)
+from .aggregate import (aggregate, aggregate_by_length, build_tables, check_record, failures, format_cell,
+                        long_table, main_metric, metric_kind, read_leaderboard_csv, read_records, runs_frame,
+                        seed_values, to_markdown, validate_records)
 from .html import render_html
 from .paper import load_paper_rows
 
-__all__ = ["aggregate", "aggregate_by_length", "build", "failures", "format_cell", "load_paper_rows", "main_metric",
-           "metric_kind", "read_leaderboard_csv", "read_records", "seed_values"]
+__all__ = ["aggregate", "aggregate_by_length", "build", "check_record", "failures", "format_cell", "load_paper_rows",
+           "main_metric", "metric_kind", "read_leaderboard_csv", "read_records", "seed_values"]
 
 _FIGURE_PREFIXES = ("bars_", "by_length_", "by_count_")
 
 
-def _write_text(path: Path, text: str) -> Path:
+def _replace(path: Path, write) -> Path:
+    """``write(tmp)`` then rename over ``path`` (atomic: the harness rebuilds while a page may be open).
+
+    A failed write (a full disk) leaves no temporary behind; a link planted at the temporary's name
+    is removed, not written through.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)  # atomic: the harness rebuilds while a page may be open
+    try:
+        tmp.unlink(missing_ok=True)
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def _write_text(path: Path, text: str) -> Path:
+    # "replace": a lone surrogate in a record (JSON "\ud800") cannot stop the page
+    return _replace(path, lambda tmp: tmp.write_bytes(text.encode("utf-8", "replace")))
 
 
 def _summary(recs: list[dict], profile: str | None) -> str:
@@ -50,16 +67,24 @@ def _summary(recs: list[dict], profile: str | None) -> str:
 
 
 def build(records: Iterable[Mapping[str, Any]], out_dir: str | Path, *, profile: str | None = None,
-          paper: bool = True) -> dict[str, Path]:
+          paper: bool = True, problems: list[str] | None = None) -> dict[str, Path]:
     """Write the leaderboard into ``out_dir`` and return {relative name: path}.
 
     Outputs: ``leaderboard.md`` (a table per dataset/variant/split, methods x metrics, "mean ± std",
     run and failure counts, paper rows labelled with protocol and seeds), ``leaderboard.csv`` (long
     format, ``source`` = "ocbench" | "paper"), ``index.html`` (self-contained, sortable) and
     ``figures/*.png``. ``profile`` keeps only that profile's records; ``paper=False`` leaves out
-    the published rows.
+    the published rows. An invalid record (:func:`check_record`) is left out and reported: its
+    message is appended to ``problems`` when a list is given, else issued as a warning; the page
+    says how many were left out.
     """
-    recs = validate_records(records)
+    bad: list[str] = []
+    recs = validate_records(records, problems=bad)
+    if problems is not None:
+        problems.extend(bad)
+    else:
+        for msg in bad:
+            warnings.warn(f"leaderboard: {msg}", stacklevel=2)
     if profile is not None:
         if not isinstance(profile, str) or not profile:
             raise TypeError(f"profile: expected a profile name (str) or None, got {profile!r}")
@@ -85,16 +110,16 @@ def build(records: Iterable[Mapping[str, Any]], out_dir: str | Path, *, profile:
 
     tables = build_tables(agg, agg_len, paper_rows, fails)
     summary = _summary(recs, profile)
+    if bad:
+        summary += f" {len(bad)} invalid record{'s' if len(bad) > 1 else ''} left out (see the build's report)."
     title = "ocbench leaderboard" + (f" ({profile})" if profile else "")
     result: dict[str, Path] = {}
     md_figs = {ds: [f"figures/{p.name}" for p in ps] for ds, ps in figs.items()}
     result["leaderboard.md"] = _write_text(out / "leaderboard.md",
                                            to_markdown(tables, title=title, summary=summary, figures=md_figs))
     long = long_table(agg, agg_len, paper_rows)
-    tmp = out / f".leaderboard.csv.{os.getpid()}.tmp"
-    long.to_csv(tmp, index=False)
-    os.replace(tmp, out / "leaderboard.csv")
-    result["leaderboard.csv"] = out / "leaderboard.csv"
+    result["leaderboard.csv"] = _replace(out / "leaderboard.csv",
+                                         lambda tmp: long.to_csv(tmp, index=False, errors="replace"))
     result["index.html"] = _write_text(out / "index.html",
                                        render_html(tables, title=title, summary=summary, figures=figs))
     for ps in figs.values():

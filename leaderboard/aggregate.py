@@ -228,78 +228,133 @@ def format_cell(mean: float, std: float, n: int | None, metric: str) -> str:
 # records
 # ---------------------------------------------------------------------------------------------
 
+_INT64 = 2**63
+_MAX_LENGTH = 2**31  # a clip length in frames; beyond this pandas' int columns would overflow
+
+
 def _as_float(value: Any, where: str) -> float:
     if value is None:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{where}: expected a number or null, got {type(value).__name__} {value!r}")
-    return float(value)
+        raise ValueError(f"{where}: expected a number or null, got {type(value).__name__} {_short(repr(value), 60)}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{where}: number {_short(repr(value), 40)} is too large") from None
 
 
 def _metric_value(entry: Any, where: str) -> float:
     # the harness writes {"value": ..., "std": ..., "n": ...}; a bare number is accepted too
     if isinstance(entry, Mapping):
         if "value" not in entry:
-            raise ValueError(f"{where}: metric entry has no 'value' key (keys: {sorted(entry)})")
+            keys = _short(str(sorted(map(str, entry))), 80)
+            raise ValueError(f"{where}: metric entry has no 'value' key (keys: {keys})")
         return _as_float(entry["value"], where + ".value")
     return _as_float(entry, where)
 
 
-def validate_records(records: Iterable[Mapping[str, Any]]) -> list[dict]:
+def _at(where: str, name: Any) -> str:
+    return f"{where}.{name}" if where else str(name)
+
+
+# control characters and lone surrogates (JSON "\u0000", "\ud800"): pandas and UTF-8 writers mishandle them
+_BAD_CHARS = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _check_text(value: str, where: str) -> str:
+    m = _BAD_CHARS.search(value)
+    if m:
+        raise ValueError(f"{where}: {_short(repr(value), 60)} holds the control or invalid character "
+                         f"{m.group()!r} at {m.start()}")
+    return value
+
+
+def _clean_record(rec: Any, where: str) -> dict:
+    """The checked, normalised copy of one record; ValueError naming ``where``'s field at fault."""
+    if not isinstance(rec, Mapping):
+        raise ValueError(f"{where or 'record'}: expected a dict, got {type(rec).__name__}")
+    missing = [k for k in _REQUIRED if k not in rec]
+    if missing:
+        raise ValueError(f"{where or 'record'}: missing field(s) {missing}; a run record needs {list(_REQUIRED)}")
+    schema = rec.get("schema", SCHEMA)
+    if isinstance(schema, bool) or schema != SCHEMA:
+        raise ValueError(f"{_at(where, 'schema')}: expected {SCHEMA}, got {_short(repr(schema), 60)}")
+    status = rec["status"]
+    if not isinstance(status, str) or status not in _STATUSES:
+        raise ValueError(f"{_at(where, 'status')}: expected one of {_STATUSES}, got {_short(repr(status), 60)}")
+    for k in ("method", "dataset", "variant", "split", "profile"):
+        if not isinstance(rec[k], str) or not rec[k].strip():
+            raise ValueError(f"{_at(where, k)}: expected a non-empty string, got {_short(repr(rec[k]), 60)}")
+        _check_text(rec[k], _at(where, k))
+    seed = rec["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not -_INT64 <= seed < _INT64:
+        raise ValueError(f"{_at(where, 'seed')}: expected a 64-bit integer, got {_short(repr(seed), 60)}")
+    metrics = rec.get("metrics") or {}
+    if not isinstance(metrics, Mapping):
+        raise ValueError(f"{_at(where, 'metrics')}: expected a dict of metric entries, got {type(metrics).__name__}")
+    by_length = rec.get("by_length") or {}
+    if not isinstance(by_length, Mapping):
+        raise ValueError(f"{_at(where, 'by_length')}: expected {{metric: {{length: value}}}}, "
+                         f"got {type(by_length).__name__}")
+    clean = {k: rec[k] for k in _REQUIRED}
+    clean["seed"] = int(seed)
+    clean["error"] = rec.get("error")
+    clean["train_seconds"] = _as_float(rec.get("train_seconds"), _at(where, "train_seconds"))
+    clean["created"] = str(rec.get("created") or "")
+    clean["git_revision"] = rec.get("git_revision")
+    clean["metrics"] = {}
+    clean["by_length"] = {}
+    if status == "ok":
+        for name, entry in metrics.items():
+            _check_text(str(name), _at(where, "metrics"))
+            clean["metrics"][str(name)] = _metric_value(entry, _at(where, f"metrics.{name}"))
+        for name, per_len in by_length.items():
+            _check_text(str(name), _at(where, "by_length"))
+            if not isinstance(per_len, Mapping):
+                raise ValueError(f"{_at(where, f'by_length.{name}')}: expected {{length: value}}, "
+                                 f"got {type(per_len).__name__}")
+            vals = {}
+            for length, v in per_len.items():
+                try:
+                    L = int(length)
+                except (TypeError, ValueError):
+                    L = None
+                if L is None or not 1 <= L < _MAX_LENGTH:
+                    raise ValueError(f"{_at(where, f'by_length.{name}')}: length keys must be integers from 1 "
+                                     f"to {_MAX_LENGTH - 1}, got {_short(repr(length), 40)}")
+                vals[L] = _as_float(v, _at(where, f"by_length.{name}[{length}]"))
+            clean["by_length"][str(name)] = vals
+    return clean
+
+
+def check_record(rec: Any) -> None:
+    """Raise ValueError naming the first field of ``rec`` that is not a valid run record's.
+
+    The one record check of ocbench: the results store skips (and reports) what fails it, so
+    neither the leaderboard nor a resumed run ever trusts such a record.
+    """
+    _clean_record(rec, "")
+
+
+def validate_records(records: Iterable[Mapping[str, Any]], problems: list[str] | None = None) -> list[dict]:
     """Check records and return them de-duplicated per seed key (latest ``created`` wins).
 
-    Raises ValueError naming the record index and the field that is wrong.
+    An invalid record raises ValueError naming its index and the field that is wrong, or, when a
+    ``problems`` list is given, is left out with that message appended to the list.
     """
     if isinstance(records, (str, bytes, Path, Mapping)):
         raise TypeError("records: expected an iterable of run-record dicts "
                         f"(use read_records(path) for files), got {type(records).__name__}")
     out: dict[tuple, tuple[str, int, dict]] = {}
     for i, rec in enumerate(records):
-        if not isinstance(rec, Mapping):
-            raise ValueError(f"records[{i}]: expected a dict, got {type(rec).__name__}")
-        missing = [k for k in _REQUIRED if k not in rec]
-        if missing:
-            raise ValueError(f"records[{i}]: missing field(s) {missing}; a run record needs {list(_REQUIRED)}")
-        schema = rec.get("schema", SCHEMA)
-        if schema != SCHEMA:
-            raise ValueError(f"records[{i}].schema: expected {SCHEMA}, got {schema!r}")
-        if rec["status"] not in _STATUSES:
-            raise ValueError(f"records[{i}].status: expected one of {_STATUSES}, got {rec['status']!r}")
-        for k in ("method", "dataset", "variant", "split", "profile"):
-            if not isinstance(rec[k], str) or not rec[k]:
-                raise ValueError(f"records[{i}].{k}: expected a non-empty string, got {rec[k]!r}")
-        seed = rec["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"records[{i}].seed: expected an integer, got {seed!r}")
-        metrics = rec.get("metrics") or {}
-        if not isinstance(metrics, Mapping):
-            raise ValueError(f"records[{i}].metrics: expected a dict of metric entries, got {type(metrics).__name__}")
-        by_length = rec.get("by_length") or {}
-        if not isinstance(by_length, Mapping):
-            raise ValueError(f"records[{i}].by_length: expected {{metric: {{length: value}}}}, got {by_length!r}")
-        clean = {k: rec[k] for k in _REQUIRED}
-        clean["seed"] = int(seed)
-        clean["error"] = rec.get("error")
-        clean["train_seconds"] = _as_float(rec.get("train_seconds"), f"records[{i}].train_seconds")
-        clean["created"] = str(rec.get("created") or "")
-        clean["git_revision"] = rec.get("git_revision")
-        clean["metrics"] = {}
-        clean["by_length"] = {}
-        if rec["status"] == "ok":
-            for name, entry in metrics.items():
-                clean["metrics"][str(name)] = _metric_value(entry, f"records[{i}].metrics.{name}")
-            for name, per_len in by_length.items():
-                if not isinstance(per_len, Mapping):
-                    raise ValueError(f"records[{i}].by_length.{name}: expected {{length: value}}, got {per_len!r}")
-                vals = {}
-                for length, v in per_len.items():
-                    try:
-                        L = int(length)
-                    except (TypeError, ValueError):
-                        raise ValueError(f"records[{i}].by_length.{name}: length keys must be integers, "
-                                         f"got {length!r}") from None
-                    vals[L] = _as_float(v, f"records[{i}].by_length.{name}[{length}]")
-                clean["by_length"][str(name)] = vals
+        try:
+            clean = _clean_record(rec, f"records[{i}]")
+        except ValueError as e:
+            if problems is None:
+                raise
+            rid = rec.get("run_id") if isinstance(rec, Mapping) else None
+            problems.append(f"{e} (record skipped{f', run_id {_short(repr(rid), 80)}' if rid is not None else ''})")
+            continue
         key = tuple(clean[k] for k in KEYS) + (clean["seed"],)
         prev = out.get(key)
         if prev is None or (clean["created"], i) >= (prev[0], prev[1]):
@@ -312,7 +367,9 @@ def read_records(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"path: no results file or folder at {path}")
-    files = sorted(p for p in path.rglob("*") if p.suffix in (".json", ".jsonl")) if path.is_dir() else [path]
+    # folders and dangling links named *.json are not record files
+    files = (sorted(p for p in path.rglob("*") if p.suffix in (".json", ".jsonl") and p.is_file())
+             if path.is_dir() else [path])
     records: list[dict] = []
     for f in files:
         text = f.read_text(encoding="utf-8")
@@ -724,8 +781,21 @@ def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataF
     return {ds: tables[ds] for ds in sorted(tables, key=dataset_sort_key)}
 
 
+# Markdown syntax a name or error text could carry: HTML and autolinks (<>), links and images ([]),
+# code spans, table cells (|), entities (&), math on GitHub ($), strikethrough (~). Headings keep
+# '*' and '_' (our own titles hold "test_n*"); cells and prose escape them too.
+_MD_SPECIAL = re.compile(r"([\\`\[\]<>|&$~])")
+_MD_SPECIAL_ALL = re.compile(r"([\\`\[\]<>|&$~*_])")
+
+
 def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """``text`` as literal Markdown (one line): every character with Markdown meaning backslash-escaped."""
+    return _MD_SPECIAL_ALL.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def _md_heading(text: str) -> str:
+    """As :func:`_md_escape` but keeping '*' and '_' (emphasis cannot carry markup or links)."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
 def to_markdown(tables: dict[str, list[Table]], *, title: str = "ocbench leaderboard",
@@ -734,9 +804,9 @@ def to_markdown(tables: dict[str, list[Table]], *, title: str = "ocbench leaderb
 
     ``figures`` maps a dataset to relative image paths shown under its heading.
     """
-    lines = [f"# {title}", ""]
+    lines = [f"# {_md_heading(title)}", ""]
     if summary:
-        lines += [summary, ""]
+        lines += [_md_escape(summary), ""]
     lines += ["Cells are mean ± sample std over seeds (fractions shown in %, MSE raw, LPIPS raw); "
               "\"n=1\" marks a single seed. Rows marked *paper* are published numbers with their protocol "
               "(P320 = FG-ARI over the first 320 test images); they are references, not ocbench runs.", ""]
@@ -744,28 +814,28 @@ def to_markdown(tables: dict[str, list[Table]], *, title: str = "ocbench leaderb
         lines += ["No runs recorded yet.", ""]
     lines += ["## Contents", ""]
     for ds, tbls in tables.items():
-        lines.append(f"- [{dataset_label(ds)}](#{_slug(dataset_label(ds))})")
+        lines.append(f"- [{_md_escape(dataset_label(ds))}](#{_slug(dataset_label(ds))})")
     lines.append("")
     for ds, tbls in tables.items():
-        lines += [f"## {dataset_label(ds)}", ""]
-        for fig in (figures or {}).get(ds, ()):
-            lines += [f"![{dataset_label(ds)}]({fig})", ""]
+        lines += [f"## {_md_heading(dataset_label(ds))}", ""]
+        for fig in (figures or {}).get(ds, ()):  # figures.py names files with [A-Za-z0-9_.-] only
+            lines += [f"![{_md_escape(dataset_label(ds))}]({fig})", ""]
         for t in tbls:
-            lines += [f"### {dataset_label(ds)} · {t.title}", ""]
+            lines += [f"### {_md_heading(dataset_label(ds))} · {_md_heading(t.title)}", ""]
             header = ["method"] + [f"{c.header} {c.arrow}".strip() for c in t.columns] + ["runs", "source"]
             lines.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
             lines.append("|" + "|".join(["---"] + ["---:"] * len(t.columns) + ["---", "---"]) + "|")
             for r in t.rows:
-                label = f"*{r.label}*" if r.source == "paper" else r.label
+                label = f"*{_md_escape(r.label)}*" if r.source == "paper" else _md_escape(r.label)
                 cells = [r.cells[c.key].text if c.key in r.cells else "—" for c in t.columns]
                 src = r.citation if r.source == "paper" else f"ocbench ({r.profile})"
                 if r.notes:
                     src = f"{src}; {r.notes}"
-                lines.append("| " + " | ".join(_md_escape(x) for x in [label, *cells, r.runs, src]) + " |")
+                lines.append("| " + " | ".join([label] + [_md_escape(x) for x in [*cells, r.runs, src]]) + " |")
             lines.append("")
             if t.failed:
                 lines.append("Failed runs: " + "; ".join(
-                    f"{m} seed {s}: {_md_escape(_short(e))}" for m, s, e in t.failed))
+                    f"{_md_escape(m)} seed {s}: {_md_escape(_short(e))}" for m, s, e in t.failed))
                 lines.append("")
     return "\n".join(lines)
 

@@ -10,11 +10,15 @@
 - ``by_count_<dataset>.png``: main metric against the object count of the ``test_n<k>`` splits
   (the SILOT paper's Fig. 5 axis, datasets.md §2), one panel per variant.
 
-A method keeps one colour in every figure of a build (``method_palette``).
+A method keeps one colour in every figure of a build (``method_palette``). Names come from records,
+so every text drawn escapes ``$`` (no mathtext), and a dataset name that is not a plain file name
+becomes ``<slug>-<hash>`` in the figure's file name, which is proven to stay in ``out_dir``.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -40,20 +44,56 @@ def method_palette(methods: Iterable[str]) -> dict[str, tuple]:
     return {m: colours[i % len(colours)] for i, m in enumerate(names)}
 
 
+_PLAIN_STEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _plain(text: object) -> str:
+    """``text`` drawn as written: every ``$`` escaped, so matplotlib never parses it as mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def _mlabel(method: str) -> str:
+    return _plain(method_label(method))
+
+
+def file_stem(name: str) -> str:
+    """``name`` if it is a plain file name, else a slug of it plus a hash (distinct names stay distinct)."""
+    if _PLAIN_STEM.fullmatch(name):
+        return name
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-_.")[:40] or "x"
+    return f"{slug}-{hashlib.sha256(name.encode('utf-8', 'backslashreplace')).hexdigest()[:12]}"
+
+
+def _inside(root: Path, name: str) -> Path:
+    """``root/name`` for a bare file name, proven to be a child of the resolved ``root``.
+
+    The file itself is not resolved: it is replaced (``os.replace``), never written through a link.
+    """
+    real_root = Path(root).resolve()
+    if name in ("", ".", "..") or (real_root / name).parent != real_root or "\x00" in name:
+        raise ValueError(f"figure file name {name!r} would leave {real_root}")
+    return Path(root) / name
+
+
 def _scale(metric: str) -> float:
     return 100.0 if metric_kind(metric) == "percent" else 1.0
 
 
 def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fig.savefig(tmp, dpi=_DPI, format="png")
-    os.replace(tmp, path)  # atomic: a page being viewed never sees half a PNG
+    tmp = _inside(path.parent, f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.unlink(missing_ok=True)  # a planted link there would be written through
+        fig.savefig(tmp, dpi=_DPI, format="png")
+        os.replace(tmp, path)  # atomic: a page being viewed never sees half a PNG
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temporary behind
+        raise
     return path
 
 
 def _panel_name(variant: str, split: str) -> str:
-    return f"{variant} · {split}"
+    return _plain(f"{variant} · {split}")
 
 
 def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
@@ -100,13 +140,14 @@ def bar_figure(dataset: str, seeds: pd.DataFrame, paper: pd.DataFrame | None, ru
             pp = p[(p["variant"] == var) & (p["split"] == split)] if p is not None else None
             methods = sorted(set(d["method"]) | (set(pp["method"]) if pp is not None else set()),
                              key=method_label)
-            labels = [method_label(m) for m in methods]
+            labels = [_mlabel(m) for m in methods]
             if len(d):
-                d["label"] = d["method"].map(method_label)
+                d["label"] = d["method"].map(_mlabel)
+                d["profile"] = d["profile"].map(_plain)  # the hue legend's labels
                 d["value"] = d["value"] * scale
                 hue = "profile" if multi_profile else "label"
                 kw = ({"palette": "Greys", "hue_order": sorted(d["profile"].unique())} if multi_profile else
-                      {"palette": {method_label(m): palette[m] for m in methods if m in palette},
+                      {"palette": {_mlabel(m): palette[m] for m in methods if m in palette},
                        "hue_order": labels})
                 sns.barplot(data=d, x="label", y="value", order=labels, hue=hue, errorbar="sd", capsize=0.25,
                             err_kws={"linewidth": 1.2}, legend=bool(multi_profile), ax=ax, alpha=0.85, **kw)
@@ -119,7 +160,7 @@ def bar_figure(dataset: str, seeds: pd.DataFrame, paper: pd.DataFrame | None, ru
                 ax.set_xlim(-0.5, len(labels) - 0.5)
             if pp is not None and len(pp):
                 for _, r in pp.iterrows():
-                    x = labels.index(method_label(r["method"]))
+                    x = labels.index(_mlabel(r["method"]))
                     err = None if pd.isna(r["std"]) else r["std"] * scale
                     ax.errorbar([x], [r["value"] * scale], yerr=None if err is None else [[err], [err]],
                                 fmt="D", color="black", mfc="white", mec="black", ms=7, capsize=4, zorder=5)
@@ -134,7 +175,7 @@ def bar_figure(dataset: str, seeds: pd.DataFrame, paper: pd.DataFrame | None, ru
             ax.set_xticks(range(len(labels)))
             ax.set_xticklabels(ticks, rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
             ax.set_xlabel("")
-            ax.set_ylabel(metric_label(metric))
+            ax.set_ylabel(_plain(metric_label(metric)))
             ax.set_title(_panel_name(var, split))
             ax.axhline(0, color="0.3", linewidth=0.8)
         handles = [Patch(facecolor="0.6", label="ocbench: mean ± 1 sd over seeds"),
@@ -143,7 +184,7 @@ def bar_figure(dataset: str, seeds: pd.DataFrame, paper: pd.DataFrame | None, ru
             handles.append(Line2D([], [], marker="D", linestyle="", mfc="white", mec="black", color="black",
                                   label="paper (published mean ± std)"))
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
-        fig.suptitle(f"{dataset_label(dataset)}: {metric_label(metric)}")
+        fig.suptitle(_plain(f"{dataset_label(dataset)}: {metric_label(metric)}"))
         return _save(fig, Path(path))
 
 
@@ -151,7 +192,7 @@ def _line_panels(data: pd.DataFrame, x: str, rows: list[str], panels: list[tuple
                  palette: Mapping[str, tuple], title: str, xlabel: str, path: Path) -> Path:
     """Grid of lineplots: one row per metric, one column per panel; hue = method, style = source."""
     labels = sorted(data["label"].unique())
-    pal = {method_label(m): c for m, c in palette.items()}
+    pal = {_mlabel(m): c for m, c in palette.items()}
     sources = [s for s in ("ocbench", "paper") if s in set(data["source"])]
     with sns.axes_style(_STYLE), sns.plotting_context(_CONTEXT, font_scale=0.8):
         fig = Figure(figsize=(max(6.5, 4.2 * len(panels) + 0.4), 3.0 * len(rows) + 1.0), layout="constrained")
@@ -165,7 +206,7 @@ def _line_panels(data: pd.DataFrame, x: str, rows: list[str], panels: list[tuple
                                  style="source", style_order=sources, markers={"ocbench": "o", "paper": "D"},
                                  dashes={"ocbench": "", "paper": (4, 2)}, errorbar="sd", err_style="band",
                                  ax=ax, legend=False)
-                ax.set_ylabel(metric_label(metric) if j == 0 else "")
+                ax.set_ylabel(_plain(metric_label(metric)) if j == 0 else "")
                 ax.set_xlabel(xlabel if i == len(rows) - 1 else "")
                 if i == 0:
                     ax.set_title(_panel_name(var, split))
@@ -176,7 +217,7 @@ def _line_panels(data: pd.DataFrame, x: str, rows: list[str], panels: list[tuple
         if "paper" in sources:
             handles += [Line2D([], [], color="0.3", marker="D", linestyle=(0, (4, 2)), label="paper")]
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), frameon=False)
-        fig.suptitle(title)
+        fig.suptitle(_plain(title))
         return _save(fig, path)
 
 
@@ -200,7 +241,7 @@ def length_figure(dataset: str, seeds_by_length: pd.DataFrame, paper: pd.DataFra
         return None
     data = pd.concat(parts, ignore_index=True)
     data["value"] = data["value"].astype(float) * data["metric"].map(_scale)
-    data["label"] = data["method"].map(method_label)
+    data["label"] = data["method"].map(_mlabel)
     data["length"] = data["length"].astype(int)
     rows = sorted(data["metric"].unique(), key=metric_sort_key)
     panels = sorted({(v, sp) for v, sp in zip(data["variant"], data["split"])},
@@ -225,7 +266,7 @@ def count_figure(dataset: str, seeds: pd.DataFrame, path: str | Path, *,
     d = s[s["metric"] == metric].copy()
     d["count"] = d["count"].astype(int)
     d["value"] = d["value"] * _scale(metric)
-    d["label"] = d["method"].map(method_label)
+    d["label"] = d["method"].map(_mlabel)
     d["source"] = "ocbench"
     d["split"] = "test_n*"
     panels = sorted({(v, "test_n*") for v in d["variant"]}, key=lambda t: variant_sort_key(t[0]))
@@ -250,8 +291,10 @@ def make_figures(seeds: pd.DataFrame, seeds_by_length: pd.DataFrame, paper: pd.D
         datasets |= set(paper["dataset"])
     out: dict[str, list[Path]] = {}
     for ds in sorted(datasets):
-        paths = [bar_figure(ds, seeds, paper, runs, out_dir / f"bars_{ds}.png", palette=palette),
-                 length_figure(ds, seeds_by_length, paper, out_dir / f"by_length_{ds}.png", palette=palette),
-                 count_figure(ds, seeds, out_dir / f"by_count_{ds}.png", palette=palette)]
+        stem = file_stem(ds)
+        paths = [bar_figure(ds, seeds, paper, runs, _inside(out_dir, f"bars_{stem}.png"), palette=palette),
+                 length_figure(ds, seeds_by_length, paper, _inside(out_dir, f"by_length_{stem}.png"),
+                               palette=palette),
+                 count_figure(ds, seeds, _inside(out_dir, f"by_count_{stem}.png"), palette=palette)]
         out[ds] = [p for p in paths if p is not None]
     return out

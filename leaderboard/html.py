@@ -184,7 +184,9 @@ def render_html(tables: Mapping[str, Sequence[Table]], *, title: str = "ocbench 
         parts = [f'<section class="dataset" id="ds-{_e(ds)}" data-dataset="{_e(ds)}">',
                  f"<h2>{_e(dataset_label(ds))}</h2>"]
         for fig in figures.get(ds, ()):
-            kind = Path(fig).stem.split("_" + ds)[0].replace("_", " ")
+            # the file name starts with its kind (figures.py); the rest is a safe form of the dataset name
+            kind = next((k.replace("_", " ") for k in ("bars", "by_length", "by_count")
+                         if Path(fig).name.startswith(k + "_")), "figure")
             parts.append(f"<figure>{_img_tag(Path(fig), f'{dataset_label(ds)}: {kind}')}"
                          f"<figcaption>{_e(dataset_label(ds))}: {_e(kind)} ({_e(Path(fig).name)})</figcaption></figure>")
         parts += [_table_html(t) for t in tbls]
