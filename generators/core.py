@@ -11,17 +11,26 @@ array ``[n, K_max, ...]`` padded with zeros, plus ``objects/n_objects`` int ``[n
 
 On disk a split is ``<root>/<name>/<variant>/v<version>/<profile>/<split>/`` holding one ``.npy``
 per array (memory-mappable) and ``manifest.json`` (generator, version, config, seeds, counts,
-sha256 of every file). It is written into a temporary sibling folder and renamed into place.
+sha256 of every file). It is written into a temporary sibling folder ``.<split>.tmp-<host>-<pid>-...``
+(space reserved up front, so a full disk is one clear error, never SIGBUS) and swapped into place under
+an exclusive ``flock`` of the profile folder, which readers hold shared while they verify and open a
+split: a reader sees the old split or the new one, never neither. Temporary folders of writers that
+died are swept when the next generation starts. Every manifest field is checked against the arrays and
+against the generator before a split is used (:func:`verify_split`).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
+import math
 import os
 import re
+import secrets
 import shutil
-import tempfile
+import socket
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -29,10 +38,20 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; splits are then swapped without a lock
+    fcntl = None
+
 PROFILES = ("smoke", "quick", "paper")
 DEFAULT_PROFILE = "quick"
 ENV_ROOT = "OCBENCH_DATA"
 FORMAT_VERSION = 1
+SEED_RULE = "sha256('ocbench|name|seed_key|v<major>|split|index')[:8] little-endian"
+_MANIFEST_KEYS = frozenset({"format", "generator", "version", "variant", "profile", "split", "kind", "count",
+                            "seed_rule", "seed_key", "config", "files", "seconds"})
+_FILE_KEYS = frozenset({"sha256", "bytes", "key", "shape", "dtype"})
+_MANIFEST_MAX_BYTES = 4 << 20
 
 
 class DatasetError(Exception):
@@ -257,18 +276,35 @@ def _regen_command(name: str, variant: str, profile: str) -> str:
     return f"python -m benchmark generate {name} --variant {variant} --profile {profile} --force"
 
 
+def _expected_layout(spec: DatasetSpec, variant: str, split: str, cfg: dict) -> dict[str, tuple[tuple[int, ...], str]]:
+    """key -> (shape of one sample, dtype str) that every split of (spec, variant, split, cfg) holds.
+
+    Rendered from sample 0 alone (cheap) and cached, so neither writing nor verifying a split has to
+    trust the first chunk or the manifest for the layout.
+    """
+    ck = (spec.name, spec.version, variant, split, json.dumps(cfg, sort_keys=True, default=str), spec.render)
+    if ck not in _LAYOUTS:
+        out = spec.render(cfg, sample_seeds(spec, variant, split, [0]))
+        _check_batch(spec, out, 1)
+        _LAYOUTS[ck] = {k: (tuple(int(s) for s in a.shape[1:]), np.dtype(a.dtype).str) for k, a in out.items()}
+    return _LAYOUTS[ck]
+
+
+_LAYOUTS: dict[tuple, dict] = {}
+
+
 def _render_chunk(args: tuple) -> tuple[int, int, str]:
     """Worker: render samples [lo, hi) and write them into the memmaps of ``tmp``."""
     name, variant, split, cfg, lo, hi, tmp, layout = args
     spec = get_spec(name)
     out = spec.render(cfg, sample_seeds(spec, variant, split, range(lo, hi)))
     _check_batch(spec, out, hi - lo)
+    if set(out) != set(layout):
+        raise RuntimeError(f"{name}: chunk [{lo},{hi}) has arrays {sorted(out)}, sample 0 alone has {sorted(layout)}")
     for key, (shape, dtype) in layout.items():
-        if key not in out:
-            raise RuntimeError(f"{name}: chunk [{lo},{hi}) lacks {key!r}")
         a = out[key]
         if tuple(a.shape[1:]) != tuple(shape[1:]):
-            raise RuntimeError(f"{name}: {key} shape {a.shape[1:]} differs from first chunk {shape[1:]}")
+            raise RuntimeError(f"{name}: {key} shape {a.shape[1:]} differs from sample 0's {tuple(shape[1:])}")
         mm = np.load(Path(tmp) / _file_name(key), mmap_mode="r+")
         mm[lo:hi] = a.astype(dtype, copy=False)
         mm.flush()
@@ -276,89 +312,320 @@ def _render_chunk(args: tuple) -> tuple[int, int, str]:
     return lo, hi, ""
 
 
+# ------------------------------------------------------------------ locks, temporary folders, full disks
+
+@contextlib.contextmanager
+def split_lock(parent: str | os.PathLike, exclusive: bool = False):
+    """Hold ``flock`` on ``parent``, the folder holding a profile's splits, for the ``with`` block.
+
+    Writers hold it exclusively only while they sweep orphans and swap a finished split in; readers
+    hold it shared while they verify a split and open its memory maps (an open map outlives the
+    rename and removal of its file). So a reader sees the old split or the new one, never neither, and
+    generation itself blocks nobody. A directory lock leaves no file behind and dies with its process
+    (kill -9 included). Without the folder there is nothing to protect; where flock is missing
+    (Windows) or refused (some network file systems) the block runs unlocked. Not re-entrant: never
+    nest two of these on one folder in one process.
+    """
+    fd = None
+    if fcntl is not None:
+        try:
+            fd = os.open(parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        except OSError:
+            if fd is not None:
+                os.close(fd)
+            fd = None
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:64] or "host"
+
+
+def _proc_stat(pid: int) -> list[bytes] | None:
+    """Fields of ``/proc/<pid>/stat`` after the command name (state first), or None without /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _start_ticks(pid: int) -> int:
+    """When process ``pid`` started (clock ticks since boot; 0 where unknown): with the pid it names
+    one process even after the pid is reused."""
+    fields = _proc_stat(pid)
+    try:
+        return int(fields[19]) if fields else 0
+    except (ValueError, IndexError):
+        return 0
+
+
+def _owner_tag() -> str:
+    pid = os.getpid()
+    return f"{_host()}-{pid}-{_start_ticks(pid)}"
+
+
+# .<split>.tmp-<host>-<pid>-<start ticks>-<random>  (and .old- for a split being swapped out)
+_TEMP_RE = re.compile(r"\.(?P<split>.+)\.(?P<what>tmp|old)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-(?P<start>\d+)"
+                      r"-[0-9a-f]+")
+# names of earlier versions, with no owner: tempfile.mkdtemp's .<split>.tmp-XXXXXXXX and .<split>.old-<pid>
+_LEGACY_RE = re.compile(r"\..+\.(tmp-[a-z0-9_]{8}|old-\d+)")
+# a writer touches its folder after every chunk; one untouched this long, whose process cannot be asked
+# (another host's, e.g. a container since re-created), is dead. Names of earlier versions had no heartbeat.
+_FOREIGN_STALE_S = 3600
+_LEGACY_STALE_S = 24 * 3600
+
+
+def _alive(pid: int, start: int) -> bool:
+    """Whether process ``pid`` started at ``start`` (on this host) may still be running (when unsure: yes)."""
+    if pid <= 0:
+        return True  # not a pid that can be probed
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # it exists, as another user's process
+    fields = _proc_stat(pid)
+    if not fields:
+        return True  # no /proc: the pid alone decides
+    if fields[0] == b"Z":
+        return False  # a zombie writes nothing
+    return start == 0 or _start_ticks(pid) in (0, start)
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder, file or symlink (a symlink itself, never what it points to)."""
+    if path.is_symlink() or not path.is_dir():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_orphans(parent: str | os.PathLike) -> list[Path]:
+    """Remove the temporary folders in ``parent`` whose writer died (kill -9, SIGBUS, power loss); return them.
+
+    A swap cut between its two renames left the old split as ``.<split>.old-...`` and no split:
+    that folder is renamed back instead (verification then judges it). Folders of live writers are
+    kept; another host's are kept until their heartbeat (mtime) is an hour old, ownerless ones of
+    earlier versions until a day old. Call it under the exclusive :func:`split_lock` of ``parent``
+    (generation does, at every start).
+    """
+    parent = Path(parent)
+    swept: list[Path] = []
+    try:
+        entries = sorted(os.scandir(parent), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return swept
+    now = time.time()
+    for e in entries:
+        path = Path(e.path)
+        m = _TEMP_RE.fullmatch(e.name)
+        legacy = not m and _LEGACY_RE.fullmatch(e.name)
+        if not (m or legacy):
+            continue
+        try:
+            age = now - e.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if legacy:
+            if age < _LEGACY_STALE_S:
+                continue
+        elif m["host"] != _host():
+            if age < _FOREIGN_STALE_S:
+                continue
+        elif _alive(int(m["pid"]), int(m["start"])):
+            continue
+        if m:
+            final = parent / m["split"]
+            if (m["what"] == "old" and _NAME_RE.fullmatch(m["split"]) and not os.path.lexists(final)
+                    and e.is_dir(follow_symlinks=False)):
+                os.replace(path, final)  # the old split comes back
+                continue
+        _remove(path)
+        swept.append(path)
+    return swept
+
+
+def _disk_full(e: BaseException) -> bool:
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _no_space(folder: Path, what: str, need: int, cause: str = "") -> DatasetError:
+    free = _free_bytes(folder)
+    have = f"{_mb(free)} free" if free is not None else "free space unknown"
+    return DatasetError(f"no space left in {folder} to write {what} (needs about {_mb(need)}, {have}{cause}); "
+                        f"nothing was kept: free some space or choose another data root "
+                        f"(--data-root or ${ENV_ROOT})")
+
+
+def _reserve(path: Path) -> None:
+    """Allocate every block of a freshly made (sparse) ``.npy`` now, so a full disk fails here with
+    ENOSPC instead of killing a process that writes through the memory map with SIGBUS later."""
+    size = path.stat().st_size
+    if not size or not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise  # ENOSPC and friends; a file system that cannot preallocate keeps the free-space check
+    finally:
+        os.close(fd)
+
+
+def _make_temp(parent: Path, split: str) -> Path:
+    """A new folder ``.<split>.tmp-<host>-<pid>-<start>-<random>`` that names its writer for the sweep."""
+    for _ in range(100):
+        tmp = parent / f".{split}.tmp-{_owner_tag()}-{secrets.token_hex(4)}"
+        try:
+            tmp.mkdir()
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not make a temporary folder in {parent}")
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    """Put the finished ``tmp`` at ``final`` (call under the exclusive lock). A rename cannot replace a
+    non-empty folder, so the old split steps aside as ``.<split>.old-<owner>-...`` first; a kill between
+    the two renames is repaired by :func:`sweep_orphans`."""
+    if not os.path.lexists(final):
+        os.replace(tmp, final)
+        return
+    old = final.with_name(f".{final.name}.old-{_owner_tag()}-{secrets.token_hex(4)}")
+    os.replace(final, old)
+    try:
+        os.replace(tmp, final)
+    except BaseException:
+        os.replace(old, final)
+        raise
+    _remove(old)
+
+
+def _write_split(spec: DatasetSpec, v: str, profile: str, split: str, n: int, cfg: dict, tmp: Path,
+                 layout: dict, workers: int, progress: Callable[[int, int], None] | None, t0: float) -> None:
+    """Render every sample into reserved memmaps in ``tmp``, then hash them and write the manifest."""
+    shapes = {k: ((n,) + shape, dtype) for k, (shape, dtype) in layout.items()}
+    for key, (shape, dtype) in shapes.items():
+        mm = np.lib.format.open_memmap(tmp / _file_name(key), mode="w+", dtype=np.dtype(dtype), shape=shape)
+        del mm
+        _reserve(tmp / _file_name(key))
+    tasks = [(spec.name, v, split, cfg, lo, min(n, lo + spec.chunk), str(tmp), shapes)
+             for lo in range(0, n, spec.chunk)]
+    done = 0
+    if progress:
+        progress(done, n)
+
+    def chunk_done(lo: int, hi: int) -> None:
+        nonlocal done
+        done += hi - lo
+        with contextlib.suppress(OSError):
+            os.utime(tmp)  # heartbeat: the sweep of another host leaves a folder touched within the hour
+        if progress:
+            progress(done, n)
+
+    if workers > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=workers) as ex:
+            for lo, hi, _ in ex.map(_render_chunk, tasks):
+                chunk_done(lo, hi)
+    else:
+        for t in tasks:
+            chunk_done(*_render_chunk(t)[:2])
+    files = {}
+    for key, (shape, dtype) in shapes.items():
+        fn = _file_name(key)
+        files[fn] = {"sha256": sha256_file(tmp / fn), "bytes": (tmp / fn).stat().st_size, "key": key,
+                     "shape": list(shape), "dtype": dtype}
+    manifest = {
+        "format": FORMAT_VERSION,
+        "generator": spec.name,
+        "version": spec.version,
+        "variant": v,
+        "profile": profile,
+        "split": split,
+        "kind": spec.kind,
+        "count": n,
+        "seed_rule": SEED_RULE,
+        "seed_key": spec.variants[v].seed_key or v,
+        "config": cfg,
+        "files": files,
+        "seconds": round(time.time() - t0, 3),
+    }
+    with open(tmp / "manifest.json", "w") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def generate_split(name: str, split: str, variant: str | None = None, profile: str = DEFAULT_PROFILE,
                    root: str | os.PathLike | None = None, workers: int = 1, force: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> Path:
-    """Generate one split atomically; returns its folder. Existing verified splits are kept."""
+    """Generate one split atomically; returns its folder. Existing verified splits are kept.
+
+    Orphaned temporary folders of dead writers are swept first; the space the split needs is
+    checked and reserved before anything is rendered; any failure removes the temporary folder and
+    leaves the old split (if any) as it was; a full disk is one :class:`DatasetError`.
+    """
     spec = get_spec(name)
     v = spec.variant(variant)
     n = spec.size(profile, split, v)
     final = split_dir(name, split, v, profile, root)
+    parent = final.parent
     cfg = spec.config(v, split)
     if spec.check is not None:
         spec.check(profile, cfg)
-    if final.exists() and not force:
-        try:
-            if verify_split(final)["config"] == cfg:
-                return final
-        except DatasetError:
-            pass  # corrupt or stale: regenerate below
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{split}.tmp-", dir=final.parent))
+    expect = {"generator": spec.name, "variant": v, "profile": profile, "split": split}
+    if parent.is_dir():
+        with split_lock(parent, exclusive=True):
+            sweep_orphans(parent)
+        if not force:
+            with split_lock(parent):
+                if os.path.lexists(final):
+                    try:
+                        verify_split(final, expect=expect)
+                        return final
+                    except DatasetError:
+                        pass  # corrupt or stale: regenerate below
+    layout = _expected_layout(spec, v, split, cfg)
+    # what the split needs on disk: each .npy's data plus its header (<= 4 KiB), and the manifest
+    need = sum(n * math.prod(shape) * np.dtype(dtype).itemsize + 4096 for shape, dtype in layout.values()) + (1 << 16)
+    what = f"{spec.name}/{v}/{profile}/{split} ({n} samples)"
     t0 = time.time()
+    tmp = None
     try:
-        # the first chunk in this process fixes the layout (shapes, dtypes) of every array
-        first_hi = min(n, spec.chunk)
-        first = spec.render(cfg, sample_seeds(spec, v, split, range(0, first_hi)))
-        _check_batch(spec, first, first_hi)
-        layout = {k: ((n,) + tuple(a.shape[1:]), a.dtype) for k, a in first.items()}
-        for key, (shape, dtype) in layout.items():
-            mm = np.lib.format.open_memmap(tmp / _file_name(key), mode="w+", dtype=dtype, shape=shape)
-            mm[:first_hi] = first[key]
-            mm.flush()
-            del mm
-        del first
-        tasks = [(spec.name, v, split, cfg, lo, min(n, lo + spec.chunk), str(tmp),
-                  {k: (s, np.dtype(d).str) for k, (s, d) in layout.items()})
-                 for lo in range(first_hi, n, spec.chunk)]
-        done = first_hi
-        if progress:
-            progress(done, n)
-        if workers > 1 and len(tasks) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as ex:
-                for lo, hi, _ in ex.map(_render_chunk, tasks):
-                    done += hi - lo
-                    if progress:
-                        progress(done, n)
-        else:
-            for t in tasks:
-                lo, hi, _ = _render_chunk(t)
-                done += hi - lo
-                if progress:
-                    progress(done, n)
-        files = {}
-        for key in layout:
-            fn = _file_name(key)
-            files[fn] = {"sha256": sha256_file(tmp / fn), "bytes": (tmp / fn).stat().st_size, "key": key,
-                         "shape": list(layout[key][0]), "dtype": np.dtype(layout[key][1]).str}
-        manifest = {
-            "format": FORMAT_VERSION,
-            "generator": spec.name,
-            "version": spec.version,
-            "variant": v,
-            "profile": profile,
-            "split": split,
-            "kind": spec.kind,
-            "count": n,
-            "seed_rule": "sha256('ocbench|name|seed_key|v<major>|split|index')[:8] little-endian",
-            "seed_key": spec.variants[v].seed_key or v,
-            "config": cfg,
-            "files": files,
-            "seconds": round(time.time() - t0, 3),
-        }
-        with open(tmp / "manifest.json", "w") as f:
-            json.dump(manifest, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        if final.exists():
-            old = final.with_name(final.name + f".old-{os.getpid()}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        parent.mkdir(parents=True, exist_ok=True)
+        free = _free_bytes(parent)
+        if free is not None and free < need:
+            raise _no_space(parent, what, need)
+        tmp = _make_temp(parent, split)
+        _write_split(spec, v, profile, split, n, cfg, tmp, layout, workers, progress, t0)
+        with split_lock(parent, exclusive=True):
+            _swap_in(tmp, final)
+            tmp = None
+    except BaseException as e:
+        if tmp is not None:
+            _remove(tmp)
+        if _disk_full(e):
+            raise _no_space(parent, what, need, f"; {e.strerror or e}") from e
         raise
     _VERIFIED.pop(str(final), None)
     return final
@@ -379,6 +646,8 @@ def generate(name: str, variant: str | None = None, profile: str = DEFAULT_PROFI
     return out
 
 
+# ------------------------------------------------------------------------------- verification
+
 _VERIFIED: dict[str, tuple] = {}
 
 
@@ -386,32 +655,140 @@ def _stamp(folder: Path) -> tuple:
     return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.iterdir()))
 
 
-def verify_split(folder: str | os.PathLike) -> dict:
-    """Check every file against the manifest; return the manifest or raise DatasetError."""
+def _short(x: Any) -> str:
+    r = repr(x)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _is_count(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _npy_header(path: Path) -> tuple[tuple, bool, np.dtype, int]:
+    """(shape, fortran_order, dtype, data offset) from a ``.npy`` header, without reading the data."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+        return tuple(shape), bool(fortran), np.dtype(dtype), f.tell()
+
+
+def verify_split(folder: str | os.PathLike, expect: Mapping[str, str] | None = None) -> dict:
+    """Check the manifest against the generator and every file against the manifest; return the
+    manifest or raise DatasetError.
+
+    A manifest is a file anyone can edit and the loader trusts what passes here, so every field is
+    checked: generator, version, variant, profile, split, kind, seed rule and key against the registry
+    (and against ``expect``, the names the caller asked for), ``count`` against the spec's size,
+    ``config`` against the generator's current config, and the file list, shapes and dtypes against
+    rendering sample 0 alone; each ``.npy`` header and size must agree, and the folder holds nothing
+    else. Only the sha256 pass reads the arrays, once per change of the folder (cached on its stamp).
+    Call it under :func:`split_lock` when a writer may be swapping the split.
+    """
     folder = Path(folder)
     mf = folder / "manifest.json"
-    if not mf.exists():
+    exp = dict(expect or {})
+    if not mf.is_file():
         raise DatasetError(f"{folder} has no manifest.json: the split is missing or was never finished")
+
+    def cmd() -> str:
+        names = [exp.get(k, manifest.get(k) if isinstance(manifest, dict) else None)
+                 for k in ("generator", "variant", "profile")]
+        if all(isinstance(x, str) and _NAME_RE.fullmatch(x) for x in names) and names[2] in PROFILES:
+            return _regen_command(*names)
+        return f"delete {folder} and regenerate it"
+
+    def tamper(why: str) -> DatasetError:
+        return DatasetError(f"{mf} disagrees with its split or its generator: {why} (tampered or corrupt); "
+                            f"regenerate with: {cmd()}")
+
+    manifest: Any = None
     try:
+        if mf.stat().st_size > _MANIFEST_MAX_BYTES:
+            raise ValueError(f"{mf.stat().st_size} bytes, more than any manifest")
         manifest = json.loads(mf.read_text())
-        name, variant, profile = manifest["generator"], manifest["variant"], manifest["profile"]
-        files = manifest["files"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise DatasetError(f"{mf} is corrupt ({e}); delete {folder} and regenerate it") from e
-    cmd = _regen_command(name, variant, profile)
+    except (ValueError, OSError, RecursionError) as e:
+        raise DatasetError(f"{mf} is corrupt ({_short(str(e))}); delete {folder} and regenerate it") from e
+    if not isinstance(manifest, dict):
+        manifest = None
+        raise tamper("it is not a JSON object")
+    if set(manifest) != _MANIFEST_KEYS:
+        raise tamper(f"fields missing {sorted(_MANIFEST_KEYS - set(manifest))}, "
+                     f"unexpected {_short(sorted(map(str, set(manifest) - _MANIFEST_KEYS)))}")
+    for k in ("generator", "variant", "profile", "split"):
+        if not isinstance(manifest[k], str):
+            raise tamper(f"{k} is {_short(manifest[k])}, not a name")
+        if k in exp and manifest[k] != exp[k]:
+            raise tamper(f"{k} is {_short(manifest[k])}, the folder holds {exp[k]!r}")
+    name, v, profile, split = (manifest[k] for k in ("generator", "variant", "profile", "split"))
+    try:
+        spec = get_spec(name)
+        spec.variant(v)
+        size = spec.size(profile, split, v)
+    except DatasetError as e:
+        raise tamper(str(e).split(";")[0]) from None
+    checks = [("format", FORMAT_VERSION), ("version", spec.version), ("kind", spec.kind), ("count", size),
+              ("seed_rule", SEED_RULE), ("seed_key", spec.variants[v].seed_key or v)]
+    for k, want in checks:
+        if manifest[k] != want or type(manifest[k]) is not type(want):
+            raise tamper(f"{k} is {_short(manifest[k])}, the generator says {want!r}")
+    sec = manifest["seconds"]
+    if not isinstance(sec, (int, float)) or isinstance(sec, bool) or not math.isfinite(sec) or sec < 0:
+        raise tamper(f"seconds is {_short(sec)}")
+    if not isinstance(manifest["config"], dict):
+        raise tamper(f"config is {_short(manifest['config'])}, not a mapping")
+    cfg = spec.config(v, split)
+    check_config(manifest, cfg, folder)
+    layout = _expected_layout(spec, v, split, cfg)
+    want_files = {_file_name(k): k for k in layout}
+    files = manifest["files"]
+    if not isinstance(files, dict) or set(files) != set(want_files):
+        listed = sorted(map(str, files)) if isinstance(files, dict) else files
+        raise tamper(f"files lists {_short(listed)}, the generator writes {sorted(want_files)}")
+    on_disk = {p.name for p in folder.iterdir()}
+    extra = sorted(on_disk - set(want_files) - {"manifest.json"})
+    if extra:
+        raise tamper(f"{folder} also holds {_short(extra)}, which no split has")
+    for fn, key in want_files.items():
+        p = folder / fn
+        if not os.path.lexists(p):
+            raise DatasetError(f"{p} is missing; regenerate with: {cmd()}")
+        if p.is_symlink() or not p.is_file():
+            raise tamper(f"{fn} is not a regular file")
+        info = files[fn]
+        shape, dtype = (size,) + layout[key][0], layout[key][1]
+        if not isinstance(info, dict) or set(info) != _FILE_KEYS:
+            raise tamper(f"the entry of {fn} is {_short(info)}")
+        if info["key"] != key or info["shape"] != list(shape) or info["dtype"] != dtype:
+            raise tamper(f"{fn} is listed as {_short(info['key'])} {_short(info['shape'])} {_short(info['dtype'])}, "
+                         f"the generator writes {key!r} {list(shape)} {dtype!r}")
+        if not isinstance(info["sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", info["sha256"]):
+            raise tamper(f"the sha256 of {fn} is {_short(info['sha256'])}")
+        actual = p.stat().st_size
+        if actual != info["bytes"]:
+            raise DatasetError(f"{p} has {actual} bytes, manifest says {_short(info['bytes'])} "
+                               f"(truncated or replaced); regenerate with: {cmd()}")
+        try:
+            h_shape, fortran, h_dtype, offset = _npy_header(p)
+        except Exception as e:  # numpy's header parser raises ValueError, SyntaxError, TokenError, ...
+            raise tamper(f"{fn} has no valid .npy header ({_short(str(e))})") from None
+        if h_shape != shape or fortran or h_dtype.str != dtype or h_dtype.hasobject:
+            raise tamper(f"the header of {fn} says {h_dtype.str} {list(h_shape)}"
+                         f"{' (Fortran order)' if fortran else ''}, the manifest {dtype!r} {list(shape)}")
+        if offset + math.prod(shape) * h_dtype.itemsize != actual:
+            raise tamper(f"{fn} has {actual} bytes, its header needs {offset + math.prod(shape) * h_dtype.itemsize}")
     stamp = _stamp(folder)
     if _VERIFIED.get(str(folder)) == stamp:
         return manifest
-    for fn, info in files.items():
+    for fn in want_files:
         p = folder / fn
-        if not p.exists():
-            raise DatasetError(f"{p} is missing; regenerate with: {cmd}")
-        if p.stat().st_size != info["bytes"]:
-            raise DatasetError(f"{p} has {p.stat().st_size} bytes, manifest says {info['bytes']} "
-                               f"(truncated or replaced); regenerate with: {cmd}")
-        if sha256_file(p) != info["sha256"]:
+        if sha256_file(p) != files[fn]["sha256"]:
             raise DatasetError(f"{p} does not match its sha256 in {mf} (tampered or corrupt); "
-                               f"regenerate with: {cmd}")
+                               f"regenerate with: {cmd()}")
     _VERIFIED[str(folder)] = stamp
     return manifest
 
@@ -422,7 +799,7 @@ def check_config(manifest: Mapping, config: Mapping, folder: Path) -> None:
         old, new = manifest.get("config") or {}, config
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise DatasetError(
-            f"{folder} was generated with a different config (keys {diff}); regenerate with: "
+            f"{folder} was generated with a different config (keys {_short(diff)}); regenerate with: "
             f"{_regen_command(manifest['generator'], manifest['variant'], manifest['profile'])}")
 
 
@@ -432,18 +809,19 @@ def manifest_hash(manifest: Mapping) -> str:
 
 def status(name: str, variant: str | None = None, profile: str = DEFAULT_PROFILE,
            root: str | os.PathLike | None = None) -> dict[str, str]:
-    """split -> 'verified' | 'missing' | 'corrupt: ...'"""
+    """split -> 'verified' | 'missing' | 'corrupt: ...' (any manifest field that disagrees is corrupt)."""
     spec = get_spec(name)
     v = spec.variant(variant)
     out = {}
     for s in spec.split_names(profile, v):
         d = split_dir(name, s, v, profile, root)
-        if not d.exists():
-            out[s] = "missing"
-            continue
-        try:
-            check_config(verify_split(d), spec.config(v, s), d)
-            out[s] = "verified"
-        except DatasetError as e:
-            out[s] = f"corrupt: {e}"
+        with split_lock(d.parent):
+            if not os.path.lexists(d):
+                out[s] = "missing"
+                continue
+            try:
+                verify_split(d, expect={"generator": spec.name, "variant": v, "profile": profile, "split": s})
+                out[s] = "verified"
+            except DatasetError as e:
+                out[s] = f"corrupt: {e}"
     return out

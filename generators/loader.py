@@ -7,8 +7,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .core import (DEFAULT_PROFILE, DatasetError, check_config, generate_split, get_spec, manifest_hash,
-                   split_dir, verify_split)
+from .core import (DEFAULT_PROFILE, DatasetError, generate_split, get_spec, manifest_hash, split_dir, split_lock,
+                   verify_split)
 
 
 class SplitDataset:
@@ -29,7 +29,8 @@ class SplitDataset:
         self.kind = manifest["kind"]
         self.config = manifest["config"]
         self.manifest_hash = manifest_hash(manifest)
-        arrays = {info["key"]: np.load(self.folder / fn, mmap_mode="r") for fn, info in manifest["files"].items()}
+        arrays = {info["key"]: np.load(self.folder / fn, mmap_mode="r", allow_pickle=False)
+                  for fn, info in manifest["files"].items()}
         n = manifest["count"] if limit is None else min(limit, manifest["count"])
         self._n = n
         self.video = arrays.pop("video")[:n]
@@ -148,7 +149,9 @@ def load(name: str, split: str = "test", variant: str | None = None, profile: st
          root: str | os.PathLike | None = None, generate: bool = False, workers: int = 1) -> SplitDataset:
     """Load a verified split (``generate=True`` makes it first when it is missing or corrupt).
 
-    Views such as ``protocol320`` (the first 320 test samples) resolve to their stored split.
+    Views such as ``protocol320`` (the first 320 test samples) resolve to their stored split. The split
+    is verified and its memory maps opened under the shared :func:`~generators.core.split_lock`, so a
+    split being regenerated meanwhile is seen whole, old or new.
     """
     spec = get_spec(name)
     v = spec.variant(variant)
@@ -160,9 +163,10 @@ def load(name: str, split: str = "test", variant: str | None = None, profile: st
     folder = split_dir(name, stored, v, profile, root)
     if generate:
         generate_split(name, stored, v, profile, root, workers=workers)
-    if not folder.exists():
-        raise DatasetError(f"split {name}/{v}/{profile}/{stored} is not generated (looked in {folder}); "
-                           f"make it with: python -m benchmark generate {name} --variant {v} --profile {profile}")
-    manifest = verify_split(folder)
-    check_config(manifest, spec.config(v, stored), folder)
-    return SplitDataset(folder, manifest, limit=limit, name=split)
+    with split_lock(folder.parent):
+        if not os.path.lexists(folder):
+            raise DatasetError(f"split {name}/{v}/{profile}/{stored} is not generated (looked in {folder}); "
+                               f"make it with: python -m benchmark generate {name} --variant {v} --profile {profile}")
+        manifest = verify_split(folder, expect={"generator": spec.name, "variant": v, "profile": profile,
+                                                "split": stored})
+        return SplitDataset(folder, manifest, limit=limit, name=split)
