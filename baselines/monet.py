@@ -1,5 +1,18 @@
 """MONet (Burgess et al. 2019): recurrent attention U-Net + component VAE.
 
+**Source: the unmodified model of Burgess et al. 2019, whole.** The only MONet row ocbench shows is the IODINE
+paper's Multi-dSprites FG-ARI 90.4 ± 0.8 (``leaderboard/paper_results.csv``; seed 001 Table 1), which
+seed 001 §4.1 says was obtained "using the unmodified model" of Burgess et al. (its CLEVR6 changes, 7 slots
+and sigma 0.06 / 0.1, apply to CLEVR only). Every hyper-parameter below therefore comes from Burgess et al.
+(arXiv 1901.11390, App. B; not in the seeds, so checked against the re-implementation
+``applied-ai-lab/genesis``, whose ``README.md`` "NOTE 1" gives the flags that reproduce Burgess et al.:
+``--geco False --pixel_std1 0.09 --pixel_std2 0.11 --train_iter 1000000 --batch_size 64 --optimiser
+rmsprop``, with ``train.py``'s ``learning_rate`` 1e-4 and, without GECO, both KL terms weighted by ``beta``
+0.5): RMSProp lr 1e-4, no learning-rate schedule, batch 64, 1M iterations, sigma_bg 0.09 / sigma_fg 0.11,
+beta 0.5, gamma 0.5, latent 16. genesis also warms beta up over 20 % of training (``beta_warmup``), its own
+addition, not copied. Nothing is taken from ``addtt/object-centric-library`` any more (its Adam / 500k /
+Tetrominoes sigma 0.3 / 0.36 were a second source).
+
 The attention network carves the image step by step: with scope s_0 = 1, step k outputs alpha_k
 and m_k = s_{k-1} alpha_k, s_k = s_{k-1} (1 - alpha_k); the last mask is the remaining scope (so
 slot 1 is the first, usually background, step: the deterministic order of the spec's pitfall).
@@ -12,8 +25,14 @@ mean and mask logit. Loss (per image, mean over the batch):
 sigma_k = sigma_bg for the first slot, sigma_fg for the others. Architecture after Burgess et
 al. App. B: U-Net blocks of conv3x3 + instance norm + ReLU with nearest down/up-sampling and a
 3-layer MLP (128, 128) bottleneck; VAE encoder 4 x conv3x3 stride 2 (32, 32, 64, 64) + MLP 256;
-broadcast decoder over (H+8, W+8) with 4 unpadded conv3x3 (32) and a 1x1 output conv. Colour
-means go through a sigmoid (ocbench choice: keeps the reconstruction in [0, 1]).
+broadcast decoder over (H+8, W+8) with 4 unpadded conv3x3 (32) and a 1x1 output conv.
+
+Documented, not matched: the paper does not give RMSProp's decay/epsilon; the shared trainer uses
+PyTorch's RMSprop (alpha 0.99, eps = ``eps`` 1e-8, no momentum), as the genesis re-implementation does
+(``train.py``: ``optim.RMSprop(model.parameters(), config.learning_rate)``). The colour means go through a
+sigmoid (ocbench choice: keeps the reconstruction in [0, 1]). The U-Net depth follows the image size as in
+genesis (``models/monet_config.py``: ``UNet(int(np.log2(img_size) - 1))``: 5 blocks at 64², 4 at 35²);
+its channel widths are ocbench's (the paper does not list them).
 """
 from __future__ import annotations
 
@@ -30,33 +49,35 @@ from .trainer import LearnedImageMethod, TrainSettings
 
 @dataclasses.dataclass
 class MONetConfig(TrainSettings):
-    """Defaults = ``addtt/object-centric-library`` monet.yaml (spec): Adam 1e-4, batch 64, 500k steps,
-    beta 0.5, gamma 0.5, latent 16, 5-block U-Net, sigma_bg 0.09 / sigma_fg 0.11 (Burgess et al.)."""
+    """Burgess et al. 2019 (App. B) for every dataset; see the module docstring for the sources."""
 
-    num_slots: int | None = None  # None: max objects + 1 (background)
-    latent: int = 16
-    unet_blocks: int = 5
-    unet_channels: int = 32  # block widths c, 2c, 2c, 4c, 4c
-    unet_mlp: int = 128
-    vae_channels: int = 32  # encoder widths c, c, 2c, 2c
-    vae_mlp: int = 256
-    decoder_channels: int = 32
-    sigma_bg: float = 0.09
-    sigma_fg: float = 0.11
-    beta: float = 0.5
-    gamma: float = 0.5
-    steps: int = 500_000
-    batch_size: int = 64
-    lr: float = 1e-4
-    optimizer: str = "adam"
+    num_slots: int | None = None  # None: max objects + 1 (background); Multi-dSprites 6 (as IODINE, cfg K)
+    latent: int = 16  # Burgess et al. App. B.2 (component VAE latent 16)
+    unet_blocks: int = 5  # 64x64 images: 5 blocks (Burgess et al. App. B.1; genesis monet_config.py log2(64) - 1)
+    unet_channels: int = 32  # block widths c, 2c, 2c, 4c, 4c (ocbench; genesis filter_start 32)
+    unet_mlp: int = 128  # Burgess et al. App. B.1: 3-layer MLP 128, 128
+    vae_channels: int = 32  # encoder widths c, c, 2c, 2c: 32, 32, 64, 64 (Burgess et al. App. B.2)
+    vae_mlp: int = 256  # Burgess et al. App. B.2
+    decoder_channels: int = 32  # Burgess et al. App. B.2: 4 x conv3x3 32, unpadded
+    sigma_bg: float = 0.09  # Burgess et al.; genesis README NOTE 1 --pixel_std1 0.09
+    sigma_fg: float = 0.11  # Burgess et al.; genesis README NOTE 1 --pixel_std2 0.11
+    beta: float = 0.5  # Burgess et al. App. B (genesis train.py beta 0.5, both KLs without GECO)
+    gamma: float = 0.5  # Burgess et al. App. B
+    steps: int = 1_000_000  # genesis README NOTE 1 --train_iter 1000000
+    batch_size: int = 64  # genesis README NOTE 1 --batch_size 64
+    lr: float = 1e-4  # Burgess et al.; genesis train.py learning_rate 0.0001
+    optimizer: str = "rmsprop"  # genesis README NOTE 1 --optimiser rmsprop
+    decay_rate: float = 1.0  # no learning-rate schedule (genesis train.py: none)
+    warmup_steps: int = 0  # none
 
     @classmethod
     def for_dataset(cls, dataset: str, variant: str | None = None) -> "MONetConfig":
-        """Tetrominoes: K=4, 4 U-Net blocks, sigma_bg 0.3 / sigma_fg 0.36 (addtt). Multi-dSprites: the
-        unmodified model (IODINE paper App. A.3), K=6. Others (not in the papers): K = max objects + 1
+        """The same model everywhere; only K and the U-Net depth (by image size) change. Multi-dSprites K=6
+        (IODINE's K for the same data: the paper row does not state MONet's). Tetrominoes (35², no paper
+        row): K=4, 4 U-Net blocks (int(log2(35) - 1)). Others (not in the papers): K = max objects + 1
         (Bouncing Balls 5; Scattered MNIST/Shapes 7 for ``max6``, 13 for ``max12``)."""
         if dataset == "tetrominoes":
-            return cls(num_slots=4, unet_blocks=4, sigma_bg=0.3, sigma_fg=0.36)
+            return cls(num_slots=4, unet_blocks=4)
         if dataset == "multi_dsprites":
             return cls(num_slots=6)
         if dataset == "bouncing_balls":

@@ -31,18 +31,25 @@ def slot_attention_grid(height: int, width: int, device=None) -> torch.Tensor:
 def coord_channels(height: int, width: int, kind: str = "linear", freqs: int = 0, device=None) -> torch.Tensor:
     """Coordinate channels [C, H, W] for broadcast decoders and IODINE's refinement inputs.
 
-    ``linear``: (y, x) in [-1, 1] (2 channels). ``cos``: ``cos(pi * f * u)`` for f = 1..freqs on each
-    axis with u in [0, 1] (2*freqs channels), the ``coord_type="cos"`` option of the IODINE code
-    (spec baselines.md, IODINE table: "coords cos, 3 freqs").
+    ``linear``: (y, x) in [-1, 1] (2 channels), the ``coord_type="linear"`` channels of the IODINE code
+    (``deepmind-research:iodine/modules/networks.py`` L247-252, ``iodine.py`` L595-600) and MONet's decoder.
+    ``cos``: the IODINE code's cosine basis (``networks.py`` L253-261, ``iodine.py`` L601-611): with
+    u, v = linspace(0, pi) over columns and rows and frequencies f = 0..freqs-1, the products
+    ``cos(f_x u) * cos(f_y v)`` for every (f_x, f_y) pair except the constant (0, 0): ``freqs**2 - 1``
+    channels (8 for 3 frequencies).
     """
-    g = linear_grid(height, width, device=device).permute(2, 0, 1)  # [2,H,W] in [0,1]
     if kind == "linear":
-        return g * 2.0 - 1.0
+        return linear_grid(height, width, device=device).permute(2, 0, 1) * 2.0 - 1.0
     if kind == "cos":
         if freqs < 1:
             raise ValueError(f"freqs must be >= 1 for cos coordinates, got {freqs}")
-        f = torch.arange(1, freqs + 1, device=device, dtype=g.dtype).view(-1, 1, 1, 1)
-        return torch.cos(math.pi * f * g.unsqueeze(0)).reshape(2 * freqs, height, width)
+        f = torch.arange(freqs, device=device, dtype=torch.float32)
+        u = torch.linspace(0.0, math.pi, width, device=device)
+        v = torch.linspace(0.0, math.pi, height, device=device)
+        bx = torch.cos(u[:, None] * f[None, :])  # [W, F] (f_x)
+        by = torch.cos(v[:, None] * f[None, :])  # [H, F] (f_y)
+        basis = bx[None, :, :, None] * by[:, None, None, :]  # [H, W, F_x, F_y], channel f_x * F + f_y
+        return basis.reshape(height, width, freqs * freqs)[..., 1:].permute(2, 0, 1).contiguous()
     raise ValueError(f"coordinate kind must be 'linear' or 'cos', got {kind!r}")
 
 
@@ -75,13 +82,15 @@ class BroadcastDecoder(nn.Module):
 
     ``coords`` picks the coordinate features: ``"sa"`` adds the learned Slot Attention position
     embedding to the tiled latent, ``"linear"``/``"cos"`` concatenate fixed coordinate channels
-    (MONet / IODINE). ``pad`` broadcasts to a larger grid and uses unpadded convolutions that shrink
-    it back to H x W (MONet's decoder, Burgess et al. 2019 App. B.1).
+    (MONet / IODINE). ``pad`` broadcasts to a grid of (H + 2 pad, W + 2 pad) that the convolutions
+    shrink back to H x W: ``conv_padding`` (hidden layers) and ``out_padding`` (output layer) default
+    to 'same' padding without ``pad`` and to none with it (MONet's decoder, Burgess et al. 2019 App. B.1);
+    EfficientMORL's Slot Attention decoder uses ``pad=3`` with conv5 padding 1 and conv3 padding 1.
     """
 
     def __init__(self, latent: int, out_ch: int, resolution: tuple[int, int], hidden: Sequence[int],
                  kernel: int, out_kernel: int, act: type[nn.Module] = nn.ReLU, coords: str = "linear",
-                 freqs: int = 0, pad: int = 0):
+                 freqs: int = 0, pad: int = 0, conv_padding: int | None = None, out_padding: int | None = None):
         super().__init__()
         self.h, self.w = resolution
         self.coords = coords
@@ -93,16 +102,20 @@ class BroadcastDecoder(nn.Module):
         else:
             self.register_buffer("grid", coord_channels(gh, gw, coords, freqs), persistent=False)
             in_ch = latent + self.grid.shape[0]
+        conv_pad = (0 if pad else kernel // 2) if conv_padding is None else conv_padding
+        out_pad = (0 if pad else out_kernel // 2) if out_padding is None else out_padding
+        shrink = len(hidden) * (kernel - 1 - 2 * conv_pad) + (out_kernel - 1 - 2 * out_pad)
+        if shrink != 2 * pad:
+            raise ValueError(f"pad={pad}: {len(hidden)} convs of kernel {kernel} (padding {conv_pad}) and an output "
+                             f"conv of kernel {out_kernel} (padding {out_pad}) shrink the grid by {shrink}, "
+                             f"not {2 * pad}")
         layers: list[nn.Module] = []
         c = in_ch
-        conv_pad = 0 if pad else kernel // 2
         for ch in hidden:
             layers += [nn.Conv2d(c, ch, kernel, padding=conv_pad), act()]
             c = ch
-        layers.append(nn.Conv2d(c, out_ch, out_kernel, padding=0 if pad else out_kernel // 2))
+        layers.append(nn.Conv2d(c, out_ch, out_kernel, padding=out_pad))
         self.net = nn.Sequential(*layers)
-        if pad and pad * 2 != (kernel - 1) * len(hidden) + (out_kernel - 1):
-            raise ValueError(f"pad={pad} does not match {len(hidden)} unpadded convs of kernel {kernel}")
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         n, d = z.shape

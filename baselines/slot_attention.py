@@ -1,14 +1,26 @@
 """Slot Attention (Locatello et al. 2020), object discovery model.
 
-Follows the official code (``google-research:slot_attention/model.py``, spec baselines.md):
-CNN encoder (4 x conv5x5, 64 channels, ReLU) + soft position embedding, LayerNorm and a 2-layer
-MLP; slot attention with a softmax over slots, q/k/v **without bias**, GRU + residual MLP, 3
-iterations, slots initialised from a learned Gaussian; a spatial broadcast decoder per slot
-returning RGB + alpha logit, composed by a softmax over slots; MSE loss on images in [-1, 1].
+Follows the official code, ``google-research/google-research:slot_attention/model.py`` (commit 20622ff;
+"official" below): CNN encoder (4 x conv5x5, 64 channels, ReLU, 'same' padding) + soft position embedding
+(a learned linear map of the [y, x, 1-y, 1-x] grid), LayerNorm and a 2-layer MLP (64, 64); slot attention
+with a softmax over slots, q/k/v **without bias**, epsilon 1e-8, GRU + residual MLP (hidden 128), 3
+iterations, slots initialised from a learned Gaussian (glorot-uniform mu and log sigma); a spatial
+broadcast decoder per slot returning C colour values and one alpha logit, composed by a softmax over
+slots; MSE loss on images in [-1, 1] (``object_discovery/train.py``).
 
-The Tetrominoes / Multi-dSprites configs broadcast at **full resolution** (EfficientMORL's
-configs, spec): the decoder is 4 x conv5x5 (64, ReLU) + conv3x3 to C+1 at H x W, i.e. the official
-CLEVR decoder without its stride-2 upsampling layers.
+**Decoder on Tetrominoes / Multi-dSprites.** The configs the spec follows,
+``pemami4911/EfficientMORL:configs/train/{tetrominoes,multi_dsprites}/SlotAttention.json`` (commit 67939f0;
+"EMORL" below), set ``"image_decoder": "small"``, whose layers are in ``lib/model.py`` ``ImageDecoder``
+(L207-219): the slot is broadcast to (H + 6) x (W + 6), the learned position embedding of that grid is
+added (L217-220, L227-233), then 3 x [conv 5x5, 32 channels, padding 1, ReLU] shrink it to H x W and a
+conv 3x3 (padding 1) gives C + 1 channels. ocbench builds exactly these layers (``decoder_*`` fields) for
+every dataset; the official CLEVR decoder (8 x 8 grid, stride-2 transposed convs) is not used.
+
+Documented, not matched: EMORL's version of the same model also squashes the colours with a sigmoid and
+compares them with the image in [0, 1] summed over pixels (``lib/model.py`` L150-152, L235), initialises
+the decoder with ``xavier_normal`` gain 0.02 (L77, ``lib/utils.py`` L32) and the slots from N(0,
+softplus(1)) with learned parameters (L74, L110-115). ocbench keeps the official code's output (no
+squashing, mean MSE in [-1, 1]), PyTorch's default initialisation and the official slot initialisation.
 """
 from __future__ import annotations
 
@@ -25,29 +37,34 @@ from .trainer import LearnedImageMethod, TrainSettings
 
 @dataclasses.dataclass
 class SlotAttentionConfig(TrainSettings):
-    """Paper/official hyper-parameters: Adam 4e-4, warm-up 10k, x0.5 per 100k, 500k steps at batch 64."""
+    """Hyper-parameters with their sources (official = ``slot_attention/object_discovery/train.py`` and
+    ``model.py``; EMORL = ``EfficientMORL:configs/train/<dataset>/SlotAttention.json`` and ``lib/model.py``)."""
 
-    num_slots: int | None = None  # None: max objects + 1 (background)
-    slot_size: int = 64
-    iterations: int = 3
-    mlp_hidden: int = 128
-    encoder_channels: int = 64
-    decoder_channels: int = 64
-    decoder_layers: int = 4
-    steps: int = 500_000
-    batch_size: int = 64
-    lr: float = 4e-4
-    warmup_steps: int = 10_000
-    decay_rate: float = 0.5
-    decay_steps: int = 100_000
-    eps: float = 1e-8
+    num_slots: int | None = None  # None: max objects + 1 (background); EMORL "K" 4 / 6
+    slot_size: int = 64  # official model.py slot_size=64; EMORL "z_size" 32 (Tetrominoes) / 64
+    iterations: int = 3  # official train.py num_iterations=3; EMORL lib/model.py L37
+    mlp_hidden: int = 128  # official model.py mlp_hidden_size=128
+    encoder_channels: int = 64  # official model.py encoder_cnn, 4 x conv5 64
+    decoder_channels: int = 32  # EMORL lib/model.py L209-213 ("small"): 32 channels
+    decoder_layers: int = 3  # EMORL lib/model.py L209-214: 3 x conv5 + ReLU
+    decoder_kernel: int = 5  # EMORL lib/model.py L209-213
+    decoder_padding: int = 1  # EMORL lib/model.py L209-213 (padding 1; the grid is H + 2 * decoder_layers)
+    decoder_out_kernel: int = 3  # EMORL lib/model.py L215: conv3, padding 1, to C + 1
+    steps: int = 500_000  # official train.py num_train_steps; EMORL "iters" 500000
+    batch_size: int = 64  # official train.py batch_size; EMORL "batch_size" 64
+    lr: float = 4e-4  # official train.py learning_rate; EMORL "lr" 0.0004
+    warmup_steps: int = 10_000  # official train.py warmup_steps; EMORL train.py L41 ("use_scheduler": true)
+    decay_rate: float = 0.5  # official train.py decay_rate; EMORL train.py L42, L142
+    decay_steps: int = 100_000  # official train.py decay_steps; EMORL train.py L43, L142
+    eps: float = 1e-8  # Adam epsilon (official train.py) and the attention epsilon (model.py)
 
     @classmethod
     def for_dataset(cls, dataset: str, variant: str | None = None) -> "SlotAttentionConfig":
         """Per-dataset values. Tetrominoes K=4, slot 32 (35x35); Multi-dSprites K=6, slot 64 (64x64)
-        (EfficientMORL configs). Others are not in the papers: K = max objects + 1, slot 64:
+        (EMORL configs ``"K"``, ``"z_size"``). Others are not in the papers: K = max objects + 1, slot 64:
         Bouncing Balls (4 balls) K=5; Scattered MNIST/Shapes K=7 (``max6``) or 13 (``max12``);
-        Multi-dSprites ``binarized`` (2-3 sprites) keeps the paper's K=6 model unchanged."""
+        Multi-dSprites ``binarized`` (2-3 sprites) keeps the paper's K=6 model unchanged. The decoder is
+        EMORL's "small" decoder everywhere."""
         if dataset == "tetrominoes":
             return cls(num_slots=4, slot_size=32)
         if dataset == "multi_dsprites":
@@ -120,9 +137,16 @@ class SlotAttentionAutoEncoder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(e, e), nn.ReLU(), nn.Linear(e, e))
         self.slot_attention = SlotAttentionModule(num_slots, cfg.slot_size, e, cfg.iterations, cfg.mlp_hidden,
                                                   cfg.eps)
+        # EMORL "small" decoder: each hidden conv shrinks the broadcast grid by kernel - 1 - 2 * padding
+        per_layer = cfg.decoder_kernel - 1 - 2 * cfg.decoder_padding
+        if per_layer < 0 or per_layer * cfg.decoder_layers % 2:
+            raise ValueError(f"decoder_kernel={cfg.decoder_kernel} with decoder_padding={cfg.decoder_padding} "
+                             f"cannot shrink a broadcast grid back to {h}x{w} in {cfg.decoder_layers} layers")
         self.decoder = BroadcastDecoder(cfg.slot_size, channels + 1, (h, w),
-                                        [cfg.decoder_channels] * cfg.decoder_layers, kernel=5, out_kernel=3,
-                                        act=nn.ReLU, coords="sa")
+                                        [cfg.decoder_channels] * cfg.decoder_layers, kernel=cfg.decoder_kernel,
+                                        out_kernel=cfg.decoder_out_kernel, act=nn.ReLU, coords="sa",
+                                        pad=per_layer * cfg.decoder_layers // 2, conv_padding=cfg.decoder_padding,
+                                        out_padding=cfg.decoder_out_kernel // 2)
 
     def components(self, x: torch.Tensor):
         """x [B,C,H,W] in [0,1] -> (recon [-1,1] [B,C,H,W], means [B,K,C,H,W], log masks [B,K,H,W])."""

@@ -48,7 +48,7 @@ TINY = {
                            mlp_hidden=32, iterations=2, warmup_steps=3),
     "monet": dict(num_slots=3, latent=4, unet_blocks=3, unet_channels=8, vae_channels=8, vae_mlp=32,
                   decoder_channels=8),
-    "iodine": dict(num_slots=3, latent=4, iterations=2, decoder_channels=8, decoder_layers=2, refine_channels=8,
+    "iodine": dict(num_slots=3, latent=4, refinement_steps=2, decoder_channels=8, decoder_layers=2, refine_channels=8,
                    refine_layers=2, refine_mlp=16, lstm=8),
 }
 LEARNED = sorted(TINY)
@@ -77,10 +77,10 @@ def test_paper_configs_per_dataset():
                                                                                              500_000)
     io = get_method("iodine").Config
     t, d = io.for_dataset("tetrominoes", ""), io.for_dataset("multi_dsprites", "colored_on_grayscale")
-    assert (t.num_slots, t.latent, t.iterations, t.lstm) == (4, 32, 5, 0)  # no LSTM for Tetrominoes
+    assert (t.num_slots, t.latent, t.refinement_steps, t.lstm) == (4, 32, 5, 0)  # no LSTM for Tetrominoes
     assert (d.num_slots, d.latent, d.lstm) == (6, 16, 128)
     mo = get_method("monet").Config.for_dataset("tetrominoes", "")
-    assert (mo.num_slots, mo.unet_blocks, mo.sigma_bg, mo.sigma_fg, mo.beta, mo.gamma) == (4, 4, 0.3, 0.36, 0.5, 0.5)
+    assert (mo.num_slots, mo.unet_blocks, mo.sigma_bg, mo.sigma_fg, mo.beta, mo.gamma) == (4, 4, 0.09, 0.11, 0.5, 0.5)
 
 
 @pytest.mark.parametrize("name", LEARNED)
@@ -156,27 +156,31 @@ def test_slot_attention_softmax_is_over_slots():
     torch.testing.assert_close(attn.sum(1), torch.ones(2, 10) + 4 * mod.eps)
 
 
-@pytest.mark.parametrize("channels,expected", [(3, 17), (1, 11)])
+@pytest.mark.parametrize("channels,expected", [(3, 24), (1, 18)])
 def test_iodine_refinement_inputs(channels, expected):
-    # App. C: 17 image-sized inputs for RGB (x, mu, m, logits, posterior, grad mu, grad m, p(x|z), leave-one-out,
-    # 2 coordinates); Tetrominoes has no LSTM
+    # the official code's default inputs (iodine/modules/iodine.py DEFAULT_INPUTS): image, components,
+    # dcomponents (C each), mask logits, softmax mask, dmask, posterior, log p(x), counterfactual, capacity
+    # (1 each) and the 3-frequency cos basis (8); the paper's App. C table (17) has 2 linear coordinates and no
+    # capacity channel. Tetrominoes has no LSTM.
     cls = get_method("iodine")
     info = DatasetInfo("tetrominoes", "", "image", (1, 35, 35, channels), 3)
     model = cls(cls.Config.for_dataset("tetrominoes", ""), info).build_model()
     assert model.refine_conv[0].in_channels == expected
     assert model.lstm is None
-    assert model.refine_out.in_features == 128 + 4 * 32  # [MLP 128, lambda, grad lambda] with z = 32
+    assert model.refine_out.in_features == 128 + 4 * 32 + 1  # [MLP 128, lambda, grad lambda, flat capacity], z = 32
 
 
 def test_iodine_loss_weights_iterations_linearly():
     torch.manual_seed(0)
-    model = tiny("iodine", iterations=3).build_model()
+    model = tiny("iodine", refinement_steps=3).build_model()  # 3 refinements, 4 decodes
     x = torch.from_numpy(toy_split(2).video[:, 0]).permute(0, 3, 1, 2).float() / 255
     total, _, _ = model.run(x, sample=False)
     ls = model.iteration_losses
-    assert len(ls) == 3
-    torch.testing.assert_close(total.detach(), ls[0] / 3 + 2 * ls[1] / 3 + ls[2])
-    assert not torch.allclose(ls[0], ls[2])  # the refinement changed the posterior
-    model1 = tiny("iodine", iterations=1).build_model()
+    assert len(ls) == 4 and model.loss_weights == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    torch.testing.assert_close(total.detach(), ls[1] / 3 + 2 * ls[2] / 3 + ls[3])
+    assert not torch.allclose(ls[0], ls[3])  # the refinement changed the posterior
+    model1 = tiny("iodine", refinement_steps=1).build_model()
     model1.load_state_dict(model.state_dict())
-    torch.testing.assert_close(model1.run(x, sample=False)[0].detach(), ls[0])  # L_1 does not depend on T
+    model1.run(x, sample=False)
+    torch.testing.assert_close(model1.iteration_losses[0], ls[0])  # L_0 does not depend on the number of steps
+    torch.testing.assert_close(model1.iteration_losses[1], ls[1])
