@@ -12,15 +12,19 @@ training loss of a float batch ``x`` [B,C,H,W] in [0,1], and whose ``decompose(x
   memory, or 8 GiB on the CPU) is read from the host memmap with pinned copies instead;
 - Adam/RMSProp, global-norm gradient clipping, linear warm-up then exponential decay
   (``lr * decay_rate ** (step / decay_steps)``, the Slot Attention / IODINE code's form);
-- checkpoints every N steps and at the end (model, optimiser, scheduler, RNG states, step, curve),
-  resumed automatically from ``ctx.checkpoint_dir``;
+- checkpoints every N steps and at the end (model, optimiser, scheduler, RNG states, step, curve), as
+  tensors and plain values only, resumed automatically from ``ctx.checkpoint_dir`` and read with
+  ``weights_only=True`` and checked against their digest (a crafted, truncated or altered file is a
+  :class:`CheckpointError`, never code run);
 - a tqdm bar with loss and steps/s; a validation FG-ARI learning curve in ``ctx.info["curve"]``;
 - divergence (NaN/inf loss) raises :class:`TrainingDiverged`; ``ctx.time_budget_s`` stops cleanly.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import pickle
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -33,6 +37,10 @@ from .base import DatasetInfo, FitContext, Method, Prediction
 from .nn import to_unit
 
 CHECKPOINT_NAME = "trainer_state.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be resumed from safely: unreadable, truncated, or holding more than data."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -171,7 +179,12 @@ class FrameSource:
 
 
 def _rng_state(source: FrameSource) -> dict:
-    st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "data": source.gen.get_state()}
+    """Every RNG state as tensors and plain numbers, so the checkpoint loads with ``weights_only=True``
+    (numpy's state tuple holds an ndarray, which only a full, code-running unpickler can rebuild)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    st = {"torch": torch.get_rng_state(), "data": source.gen.get_state(),
+          "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                    "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
     return st
@@ -180,7 +193,9 @@ def _rng_state(source: FrameSource) -> dict:
 def _set_rng_state(st: dict, source: FrameSource) -> None:
     # RNG states are CPU ByteTensors; torch.load(map_location=cuda) moved them to the GPU
     torch.set_rng_state(st["torch"].cpu())
-    np.random.set_state(st["numpy"])
+    n = st["numpy"]
+    np.random.set_state((n["kind"], n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
     source.gen.set_state(st["data"].cpu())
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in st["cuda"]])
@@ -204,10 +219,75 @@ def _channels_last(model: nn.Module) -> None:
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
+    """Write beside ``path`` and rename: a crash or a full disk leaves the old checkpoint, not half a new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "rng", "step", "curve", "seconds")
+
+
+def checkpoint_digest(state: Any) -> str:
+    """sha256 of a checkpoint's content in order (tensor dtypes, shapes and bytes; plain values): bytes
+    changed on disk can load without an error (tensor data is not checksummed), and a resume would then
+    train from garbage or fail steps later on a strided tensor; with the digest they are refused."""
+    h = hashlib.sha256()
+
+    def walk(x) -> None:
+        if isinstance(x, torch.Tensor):
+            h.update(f"T{x.dtype}{tuple(x.shape)}".encode())
+            h.update(x.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+        elif isinstance(x, dict):
+            h.update(f"D{len(x)}".encode())
+            for k, v in x.items():
+                walk(k)
+                walk(v)
+        elif isinstance(x, (list, tuple)):
+            h.update(f"{type(x).__name__}{len(x)}".encode())
+            for v in x:
+                walk(v)
+        else:
+            h.update(f"{type(x).__name__}:{x!r};".encode())
+
+    walk(state)
+    return h.hexdigest()
+
+
+def save_checkpoint(state: dict, path: Path) -> None:
+    """Write ``state`` (tensors and plain values) with its digest, atomically."""
+    _save_atomic(dict(state, digest=checkpoint_digest(state)), path)
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """A trainer checkpoint, read with ``weights_only=True``: tensors and plain values only, so a crafted
+    file is refused instead of running its code, and its content must match the digest it was saved with.
+    Any unreadable or altered file is a :class:`CheckpointError` naming it."""
+    remedy = "delete it (or run with --force) to train this unit from scratch"
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:  # what the weights-only unpickler raises for anything but plain data
+        first = next((ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln),
+                     str(e).splitlines()[0] if str(e) else "")
+        raise CheckpointError(f"checkpoint {path} holds more than tensors and plain values and was not loaded "
+                              f"({first[:200]}); {remedy}") from None
+    except Exception as e:  # a truncated or garbled file: zip reader errors, EOFError, ...
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}); {remedy}") from None
+    missing = [k for k in CHECKPOINT_KEYS + ("digest",) if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} is not a trainer checkpoint of this version (missing "
+                              f"{missing}); {remedy}")
+    digest = state.pop("digest")
+    if digest != checkpoint_digest(state):
+        raise CheckpointError(f"checkpoint {path} was altered after it was written (its content does not match "
+                              f"its digest); {remedy}")
+    return state
 
 
 @torch.no_grad()
@@ -300,20 +380,25 @@ def train_model(model: nn.Module, cfg: TrainSettings, train, val, ctx: FitContex
     elapsed_before = 0.0
     ckpt = Path(ctx.checkpoint_dir) / CHECKPOINT_NAME if ctx.checkpoint_dir else None
     if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"], source)
+        state = load_checkpoint(ckpt, device)
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            _set_rng_state(state["rng"], source)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:  # another model's or an old format's state
+            raise CheckpointError(f"checkpoint {ckpt} does not fit this run ({type(e).__name__}: "
+                                  f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}); delete it (or run "
+                                  f"with --force) to train this unit from scratch") from None
         step, curve, elapsed_before = state["step"], state["curve"], state["seconds"]
         info["resumed_from_step"] = step
         ctx.log(f"resuming from {ckpt} at step {step}")
 
     def save() -> None:
         if ckpt is not None:
-            _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                          "scheduler": sched.state_dict(), "rng": _rng_state(source), "step": step,
-                          "curve": curve, "seconds": elapsed_before + (time.perf_counter() - t0)}, ckpt)
+            save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                             "scheduler": sched.state_dict(), "rng": _rng_state(source), "step": step,
+                             "curve": curve, "seconds": elapsed_before + (time.perf_counter() - t0)}, ckpt)
 
     loss_fn = model
     compiled = False

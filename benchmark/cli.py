@@ -11,7 +11,7 @@ from pathlib import Path
 import generators
 from generators.core import PROFILES
 
-from .store import ResultsStore, default_root
+from .store import ResultsStore, default_root, path_inside, safe_name
 
 
 def _add_data_root(p):
@@ -104,7 +104,7 @@ def cmd_show(a) -> int:
     from generators.show import save_grid
 
     ds = generators.load(a.name, a.split, a.variant, a.profile, a.data_root, generate=a.generate)
-    out = Path(a.out or f"{a.name}_{ds.variant}_{a.split}.png")
+    out = Path(a.out) if a.out else path_inside(Path("."), f"{a.name}_{ds.variant}_{a.split}.png")
     save_grid(ds, out, n=a.n, frames=a.frames)
     print(f"wrote {out}")
     return 0
@@ -112,32 +112,44 @@ def cmd_show(a) -> int:
 
 # ------------------------------------------------------------------------------ methods/run
 
-def _load_plugins(paths):
+def _load_plugins(paths, replace_builtin: bool = False):
     from baselines import load_plugin
 
     names = []
     for p in paths or []:
-        names += load_plugin(p)
+        names += load_plugin(p, replace_builtin=replace_builtin)
     return names
+
+
+def _origin_text(o: dict | None) -> str:
+    if not o:
+        return "?"
+    if o["kind"] == "plugin":
+        return f"plugin {o['path']} (sha256 {o['sha256'][:12]})"
+    if o["kind"] == "entry_point":
+        return f"entry point {o['name']} = {o['value']}"
+    return f"{o['kind']} {o.get('module', '')}"
 
 
 def cmd_methods(a) -> int:
     from baselines import methods
+    from baselines.base import method_origin
 
-    _load_plugins(a.plugin)
+    _load_plugins(a.plugin, a.replace_builtin)
     for name, cls in sorted(methods().items()):
-        print(f"{name:18s} kinds={','.join(sorted(cls.kinds)):28s} learned={cls.learned}  "
-              f"{'frame-by-frame on video' if cls.frame_by_frame else ''}")
+        print(f"{name:18s} kinds={','.join(sorted(cls.kinds)):28s} learned={str(cls.learned):5s}  "
+              f"{'frame-by-frame on video  ' if cls.frame_by_frame else ''}from {_origin_text(method_origin(name))}")
     return 0
 
 
 def _parse_overrides(items):
     out: dict = {}
     for it in items or []:
-        key, _, val = it.partition("=")
-        m, _, p = key.partition(".")
-        if not p or not _:
-            raise SystemExit(f"--set expects METHOD.PARAM=VALUE, got {it!r}")
+        key, eq, val = it.partition("=")
+        m, _, p = key.rpartition(".")  # a method name may hold dots, a parameter name never does
+        if not m or not p or not eq:
+            raise ValueError(f"--set expects METHOD.PARAM=VALUE, got {it!r}")
+        safe_name(m, "method name in --set")
         try:
             v = json.loads(val)
         except ValueError:
@@ -149,7 +161,7 @@ def _parse_overrides(items):
 def cmd_run(a) -> int:
     from . import runner
 
-    _load_plugins(a.plugin)
+    _load_plugins(a.plugin, a.replace_builtin)
     if not a.all and not a.methods and not a.datasets:
         print("error: say --all, or choose --methods and/or --datasets", file=sys.stderr)
         return 2
@@ -165,32 +177,43 @@ def cmd_run(a) -> int:
     opts = runner.RunOptions(profile=a.profile, device=device, results=Path(a.results or default_root()),
                              data_root=a.data_root, work_dir=Path(a.work_dir), retry_failed=a.retry_failed,
                              force=a.force, time_budget_s=a.time_budget, max_steps=a.max_steps,
+                             unit_timeout_s=a.unit_timeout,
                              overrides=_parse_overrides(a.set), plugins=tuple(str(Path(p).resolve()) for p in a.plugin or ()),
-                             workers=a.workers, progress=not a.no_progress)
+                             workers=a.workers, progress=not a.no_progress, replace_builtin=a.replace_builtin)
     if incompatible and a.verbose:
         print("not compatible (left out): " + "; ".join(incompatible), file=sys.stderr)
     summary = runner.run_grid(units, opts, jobs=a.jobs)
+    lb_error = None
     if not a.no_leaderboard:
-        paths = _build_leaderboard(opts.results, a.profile)
-        if paths:
-            print(f"leaderboard: {paths.get('leaderboard.md') or next(iter(paths.values()))}")
+        try:  # the runs are stored whatever happens here: the summary below is always printed
+            paths = _build_leaderboard(opts.results, a.profile)
+        except Exception as e:
+            lb_error = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+            print(f"error: leaderboard not rebuilt ({lb_error}); the records are stored, "
+                  f"rebuild with `python -m benchmark leaderboard` once fixed", file=sys.stderr)
+        else:
+            if paths:
+                print(f"leaderboard: {paths.get('leaderboard.md') or next(iter(paths.values()))}")
     print(f"runs: {summary['planned']} planned, {summary['skipped']} skipped (already stored), "
           f"{summary['ran']} ran -> {summary['ok']} records ok, {summary['failed']} failed "
           f"in {summary['seconds']:.0f}s")
     for f in summary["failures"][:20]:
         print(f"  failed: {f}")
-    return 1 if summary["failed"] else 0
+    return 1 if summary["failed"] or lb_error else 0
 
 
 def _build_leaderboard(results_root: Path, profile: str | None):
     import leaderboard
 
     store = ResultsStore(results_root)
-    recs = store.records(profile)
+    recs = store.records(profile)  # invalid records are left out, each named by its file in problems
+    problems: list[str] = []
     for p in store.problems:
         print(f"warning: {p}", file=sys.stderr)
-    out = Path(results_root) / "leaderboard" / (profile or "all")
-    paths = leaderboard.build(recs, out, profile=profile)
+    out = path_inside(results_root, "leaderboard", safe_name(profile, "profile") if profile else "all")
+    paths = leaderboard.build(recs, out, profile=profile, problems=problems)
+    for p in problems:  # none after the store's check; kept so that build never hides one
+        print(f"warning: {p}", file=sys.stderr)
     return {k: str(v) for k, v in paths.items()}
 
 
@@ -228,7 +251,8 @@ def cmd_score(a) -> int:
 
     rec = external.score_file(a.dataset, a.split, a.predictions, variant=a.variant, profile=a.profile,
                               data_root=a.data_root, method=a.method, seed=a.seed,
-                              results=Path(a.results or default_root()) if a.method else None)
+                              results=Path(a.results or default_root()) if a.method else None,
+                              overwrite=a.overwrite)
     for k, v in rec["metrics"].items():
         print(f"{k:22s} {v['value'] if v.get('value') is not None else 'undefined'}  (n={v.get('n')})")
     if a.method:
@@ -279,8 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_root(p)
     p.set_defaults(fn=cmd_show)
 
-    p = sub.add_parser("methods", help="list registered methods")
-    p.add_argument("--plugin", action="append")
+    p = sub.add_parser("methods", help="list registered methods and where each comes from")
+    p.add_argument("--plugin", action="append", help="a Python file that registers methods")
+    p.add_argument("--replace-builtin", action="store_true", help="let plugins replace built-in methods")
     p.set_defaults(fn=cmd_methods)
 
     p = sub.add_parser("run", help="fit and score methods on the fixed splits, then rebuild the leaderboard")
@@ -293,9 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="dataset generation processes")
     p.add_argument("--plugin", action="append", help="a Python file that registers methods")
+    p.add_argument("--replace-builtin", action="store_true",
+                   help="let plugins replace built-in methods (their records say so in 'origin')")
     p.add_argument("--set", action="append", help="hyper-parameter override METHOD.PARAM=VALUE")
     p.add_argument("--time-budget", type=float, default=None, help="seconds per fit (overrides the profile)")
     p.add_argument("--max-steps", type=int, default=None, help="training steps cap (overrides the profile)")
+    p.add_argument("--unit-timeout", type=float, default=None, metavar="SECONDS",
+                   help="wall-clock limit per unit (its own process: fit and scoring), after which it is killed "
+                        "and recorded as failed; 0 = no limit (default: the profile's)")
     p.add_argument("--retry-failed", action="store_true")
     p.add_argument("--force", action="store_true", help="re-run even what is in the store")
     p.add_argument("--work-dir", default="runs", help="checkpoints")
@@ -322,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="quick", choices=PROFILES)
     p.add_argument("--predictions", required=True, help=".npz with masks [N,T,H,W] (and optional recon)")
     p.add_argument("--method", default=None, help="store the result under this method name")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing record, or store under a registered method's name")
     p.add_argument("--seed", type=int, default=0)
     _add_data_root(p)
     _add_results(p)
@@ -343,11 +375,36 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+# arguments that hold one name, and what they name; each becomes part of a path somewhere
+_NAME_ARGS = {"name": "dataset name", "dataset": "dataset name", "variant": "variant name",
+              "split": "split name", "method": "method name", "profile": "profile name"}
+
+
+def _check_names(a) -> None:
+    """Refuse an unsafe name (``store.safe_name``) before any work: names become paths.
+
+    Safe but unknown names go on, to the registries' own "unknown ..., valid: [...]" messages.
+    """
+    for attr, what in _NAME_ARGS.items():
+        value = getattr(a, attr, None)
+        if value is not None:
+            safe_name(value, what)
+    for m in getattr(a, "methods", None) or []:
+        safe_name(m, "method name")
+    for item in getattr(a, "datasets", None) or []:
+        name, _, variant = item.partition(":")
+        safe_name(name, "dataset name")
+        if variant:
+            safe_name(variant, "variant name")
+    _parse_overrides(getattr(a, "set", None))
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from baselines.base import MethodError
 
     try:
+        _check_names(args)
         return args.fn(args) or 0
     except (generators.DatasetError, MethodError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

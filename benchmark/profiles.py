@@ -29,6 +29,9 @@ class RunProfile:
     config_caps: dict = dataclasses.field(default_factory=dict)
     # clip lengths for video metrics-vs-length (first L frames), where shorter than the video
     lengths: tuple[int, ...] = (10, 20, 30, 40)
+    # wall-clock limit of one unit (its process: data loading, fit, scoring), past which it is killed and
+    # recorded as failed; None = no limit. ``--unit-timeout`` overrides it.
+    unit_timeout_s: float | None = None
     description: str = ""
 
 
@@ -36,6 +39,7 @@ RUN_PROFILES: dict[str, RunProfile] = {
     "smoke": RunProfile("smoke", seeds=(0,), step_scale=1.0, max_steps=2, fit_time_budget_s=15,
                         learned_eval_frames=8, learned_splits=("test",),
                         config_caps={"batch_size": 4, "val_size": 8, "predict_batch_size": 16},
+                        unit_timeout_s=300,
                         description="CI-sized: seconds; numbers mean nothing"),
     # On a 2-core CPU one IODINE frame costs ~0.5 s to infer and a 64x64 Slot Attention frame ~0.2 s,
     # so the preview trains each learned method for seconds and scores it on the main test split only,
@@ -44,7 +48,9 @@ RUN_PROFILES: dict[str, RunProfile] = {
     "quick": RunProfile("quick", seeds=(0,), step_scale=1.0, max_steps=200, fit_time_budget_s=8,
                         learned_eval_frames=32, learned_splits=("test",),
                         config_caps={"batch_size": 8, "val_size": 16, "predict_batch_size": 32},
+                        unit_timeout_s=600,
                         description="CPU preview: minutes for the whole grid; learned methods barely train"),
+    # no limit by default: the papers' schedules take days per unit on one GPU, and they checkpoint
     "paper": RunProfile("paper", seeds=(0, 1, 2, 3, 4), step_scale=1.0, max_steps=None, fit_time_budget_s=None,
                         learned_eval_frames=None,
                         description="the papers' schedules and split sizes, 5 seeds; for GPUs"),

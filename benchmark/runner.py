@@ -3,18 +3,28 @@
 A *unit* is (method, dataset, variant, seed): one fit, then one record per test split. A unit whose
 records all exist is skipped (resume); a unit that raises (or diverges, or returns masks that break
 the contract) leaves failed records with the error text and the grid goes on.
+
+Every unit runs in a process of its own (forked from a server that has torch and the packages
+imported, so a start costs milliseconds, not an interpreter), in its own process group, under a
+wall-clock limit (``--unit-timeout``, by default the profile's). A unit that exits, is killed by a
+signal, segfaults or runs past its limit leaves failed records saying so, and the grid goes on. A
+results store that refuses a write (a full disk) stops the grid with one clear line and the summary.
 """
 from __future__ import annotations
 
+import codecs
+import collections
 import dataclasses
 import json
 import os
+import pickle
 import platform
+import shutil
+import signal
 import subprocess
 import sys
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
@@ -24,7 +34,7 @@ from baselines import DatasetInfo, FitContext, config_hash, get_method, load_plu
 
 from . import scoring
 from .profiles import get_run_profile
-from .store import ResultsStore, run_id
+from .store import ResultsStore, path_inside, run_id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +161,9 @@ class RunOptions:
     plugins: tuple[str, ...] = ()
     workers: int = 1  # dataset generation processes
     progress: bool = True
+    # wall-clock seconds per unit (fit and scoring, in its own process); None: the profile's; 0: no limit
+    unit_timeout_s: float | None = None
+    replace_builtin: bool = False  # plugins may replace built-in methods (--replace-builtin), in workers too
 
 
 def apply_caps(cfg, caps: dict, explicit: dict):
@@ -195,10 +208,32 @@ def ensure_data(name: str, variant: str, opts: RunOptions, log: Callable[[str], 
         log(f"  generated {name}/{variant}/{opts.profile}/{split} in {time.time() - t0:.1f}s")
 
 
-def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -> list[dict]:
-    """Fit once, score every test split, write one record per split; never raises."""
+class StoreWriteError(RuntimeError):
+    """The results store refused a record (disk full, quota, read-only): the grid stops writing."""
+
+
+def _write(store: ResultsStore, rec: dict) -> None:
+    try:
+        store.write(rec)
+    except OSError as e:  # the store's write is atomic: nothing partial is left behind
+        raise StoreWriteError(f"the results store {store.root} cannot take record {rec['run_id']} "
+                              f"({type(e).__name__}: {e})") from e
+
+
+def _no_events(kind: str, value) -> None:
+    pass
+
+
+def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print,
+             events: Callable[[str, object], None] = _no_events) -> list[dict]:
+    """Fit once, score every test split, write one record per split.
+
+    Never raises but :class:`StoreWriteError` (the store cannot take a record). ``events(kind, value)``
+    hears ("phase", "fit" | "eval") and ("record", rec) as they happen: the grid learns from them what a
+    unit's process had done when it died.
+    """
     for p in opts.plugins:  # in a worker process of --jobs, plugins are imported again
-        load_plugin(p)
+        load_plugin(p, replace_builtin=opts.replace_builtin)
     store = ResultsStore(opts.results)
     prof = get_run_profile(opts.profile)
     splits = unit_splits(unit, opts.profile)
@@ -207,6 +242,7 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -
     cfg = None
     ctx = None
     t0 = time.time()
+    events("phase", "fit")
     try:
         import numpy as np
         import torch
@@ -220,8 +256,11 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -
         torch.manual_seed(unit.seed)
         np.random.seed(unit.seed % (2**32))
         # the config hash is part of the folder: a checkpoint never resumes a run with other settings
-        ckpt = (opts.work_dir / opts.profile
-                / f"{unit.method}__{unit.dataset}__{unit.variant}__s{unit.seed}__{config_hash(cfg)}")
+        ckpt = path_inside(opts.work_dir, opts.profile,
+                           f"{unit.method}__{unit.dataset}__{unit.variant}__s{unit.seed}__{config_hash(cfg)}")
+        if opts.force and ckpt.exists():  # --force means from scratch, not a resume at the final step
+            shutil.rmtree(ckpt)
+            log(f"  --force: removed the checkpoints in {ckpt}")
         ctx = FitContext(device=opts.device, seed=unit.seed, profile=opts.profile, dataset=unit.dataset,
                          variant=unit.variant, checkpoint_dir=ckpt, log=log, step_scale=prof.step_scale,
                          max_steps=opts.max_steps if opts.max_steps is not None else prof.max_steps,
@@ -236,9 +275,11 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -
         err = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exc(limit=8)[-3000:])
         log(f"  FAILED fit {unit.label}: {type(e).__name__}: {e}")
         for rec in failed_records(unit, opts, err, phase="fit", cfg=cfg, train_seconds=time.time() - t0):
-            store.write(rec)
+            _write(store, rec)
             records.append(rec)
+            events("record", rec)
         return records
+    events("phase", "eval")
     for split in splits:
         rec = dict(_record_base(unit, opts, split, cfg), train_seconds=round(t_fit, 3),
                    fit_info=_jsonable_info(ctx.info))
@@ -258,8 +299,9 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print) -
             err = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exc(limit=8)[-3000:])
             log(f"  FAILED scoring {unit.method} on {unit.dataset}/{unit.variant}/{split}: {type(e).__name__}: {e}")
             rec.update(status="failed", error=err, metrics={}, eval_seconds=round(time.time() - t0, 3), phase="eval")
-        store.write(rec)
+        _write(store, rec)
         records.append(rec)
+        events("record", rec)
     return records
 
 
@@ -276,14 +318,21 @@ def _record_base(unit: Unit, opts: RunOptions, split: str, cfg) -> dict:
 
 
 def record_base(method: str, dataset: str, variant: str, split: str, seed: int, profile: str, device: str,
-                cfg=None) -> dict:
-    """The fields every record carries besides its results (DESIGN.md, the run)."""
+                cfg=None, origin: dict | None = None) -> dict:
+    """The fields every record carries besides its results (DESIGN.md, the run).
+
+    ``origin`` says where the method came from (built-in, entry point, plugin file + sha256, external
+    predictions file + sha256); by default the registry's ``method_origin``.
+    """
+    from baselines.base import method_origin
+
     return {"run_id": run_id(method, dataset, variant, split, seed, profile),
             "method": method, "dataset": dataset, "variant": variant, "split": split,
             "seed": seed, "profile": profile, "device": device, "packages": _packages(),
             "git_revision": _git_revision(), "created": _now(),
             "config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else None,
-            "config_hash": config_hash(cfg) if cfg is not None else None}
+            "config_hash": config_hash(cfg) if cfg is not None else None,
+            "origin": origin if origin is not None else method_origin(method)}
 
 
 def _jsonable_info(info: dict) -> dict:
@@ -302,18 +351,194 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _run_unit_worker(args):
-    unit, opts = args
-    import torch
+# ------------------------------------------------------------------------------ one process per unit
 
-    torch.set_num_threads(1)
-    return unit, run_unit(unit, opts, log=lambda s: print(s, file=sys.stderr, flush=True))
+# imported once by the fork server, so a unit's process starts with them in memory (each import is
+# tried; a missing one only makes starts slower). Method modules are left to the registry's discovery.
+_PRELOAD = ["numpy", "scipy.optimize", "scipy.ndimage", "torch", "generators", "generators._discover", "metrics",
+            "baselines", "baselines.nn", "baselines.trainer", "benchmark.scoring", "benchmark.runner"]
+_TAIL_CHARS = 3000  # the end of a dead unit's output, kept in its failed records
+_DRAIN_S = 5.0  # how long output may still come after a unit's process has ended
+
+
+def _mp_context():
+    """A fork server where the platform has one (a start is a fork of a warm process), else spawn."""
+    import multiprocessing as mp
+
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)
+        return ctx
+    return mp.get_context("spawn")
+
+
+def _registry_blobs(unit: Unit) -> list[bytes]:
+    """The unit's dataset spec and method class, pickled where they can be (by reference to their module),
+    so a unit's process knows what was registered at run time (a test, a notebook), not only what its
+    imports and plugins register. What does not pickle is left to the process's own registry."""
+    out = []
+    for get in (lambda: generators.get_spec(unit.dataset), lambda: get_method(unit.method)):
+        try:
+            out.append(pickle.dumps(get()))
+        except Exception:
+            pass
+    return out
+
+
+def _unit_main(unit: Unit, opts: RunOptions, blobs: list[bytes], msgs, out, threads: int | None) -> None:
+    """The body of a unit's own process: events go to the grid over ``msgs``, all output (fd 1 and 2,
+    so C code and a segfault's stack too) over ``out``."""
+    import faulthandler
+
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()  # a group of its own: a timeout ends the unit and everything it started
+    for fd in (1, 2):
+        os.dup2(out.fileno(), fd)
+    out.close()
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
+    faulthandler.enable()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    for blob in blobs:
+        try:
+            obj = pickle.loads(blob)  # a method class registers itself by importing its module
+        except Exception:
+            continue
+        if isinstance(obj, generators.DatasetSpec):
+            generators.register_dataset(obj)
+
+    def send(kind: str, value) -> None:
+        msgs.send((kind, value))
+
+    try:
+        run_unit(unit, opts, log=lambda s: print(s, file=sys.stderr, flush=True), events=send)
+    except StoreWriteError as e:
+        send("store_error", str(e))
+    send("done", None)
+
+
+def _kill_group(proc) -> None:
+    """SIGKILL the unit's process group (the unit and all it started), or the process if it has none yet."""
+    if hasattr(os, "killpg"):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    if proc.exitcode is None:
+        proc.kill()
+
+
+class _UnitProcess:
+    """A unit running in its own process, as the grid sees it: its events, its output, its clock."""
+
+    def __init__(self, ctx, unit: Unit, opts: RunOptions, limit: float | None, threads: int | None):
+        self.unit, self.limit = unit, limit
+        self.msgs, msgs_w = ctx.Pipe(duplex=False)
+        self.out, out_w = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_unit_main, name=f"ocbench {unit.label}",
+                                args=(unit, opts, _registry_blobs(unit), msgs_w, out_w, threads))
+        self.proc.start()
+        msgs_w.close()  # the child holds the only write ends: their closing is the end of its output
+        out_w.close()
+        self.deadline = time.monotonic() + limit if limit else None
+        self.ended_at: float | None = None
+        self.phase = "fit"
+        self.records: list[dict] = []
+        self.done = False
+        self.store_error: str | None = None
+        self.timed_out = False
+        self.tail = ""
+        self._decode = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def waitables(self) -> list:
+        alive = [self.proc.sentinel] if self.ended_at is None else []
+        return [c for c in (self.msgs, self.out) if c is not None] + alive
+
+    def pump(self, ready) -> None:
+        """Take what is ready: events, output (to the grid's stderr), the end of the process."""
+        if self.msgs is not None and self.msgs in ready:
+            try:
+                while self.msgs.poll():
+                    kind, value = self.msgs.recv()
+                    if kind == "phase":
+                        self.phase = value
+                    elif kind == "record":
+                        self.records.append(value)
+                    elif kind == "store_error":
+                        self.store_error = value
+                    elif kind == "done":
+                        self.done = True
+            except (EOFError, OSError):
+                self.msgs.close()
+                self.msgs = None
+        if self.out is not None and self.out in ready:
+            data = os.read(self.out.fileno(), 1 << 16)
+            if data:
+                text = self._decode.decode(data)
+                self.tail = (self.tail + text)[-4 * _TAIL_CHARS:]
+                sys.stderr.write(text)
+                sys.stderr.flush()
+            else:
+                self.out.close()
+                self.out = None
+        now = time.monotonic()
+        if self.ended_at is None and self.proc.exitcode is not None:
+            self.ended_at = now
+            _kill_group(self.proc)  # nothing it started outlives it
+        elif self.ended_at is None and self.deadline is not None and now >= self.deadline:
+            self.timed_out = True
+            _kill_group(self.proc)
+        if self.ended_at is not None and now - self.ended_at > _DRAIN_S:  # a descendant that left the group
+            for c in (self.msgs, self.out):
+                if c is not None:
+                    c.close()
+            self.msgs = self.out = None
+
+    @property
+    def finished(self) -> bool:
+        return self.ended_at is not None and self.msgs is None and self.out is None
+
+    def reason(self) -> str:
+        """Why the unit's process ended without finishing, in one line."""
+        code = self.proc.exitcode
+        if self.timed_out:
+            why = f"timed out after {self.limit:g} s (the unit's wall-clock limit; change it with --unit-timeout)"
+        elif code is not None and code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            why = f"the unit's process was killed by {name}"
+        else:
+            why = f"the unit's process exited with code {code}"
+        return f"{why} during {self.phase}"
+
+    def last_output(self) -> str:
+        """The end of the unit's output, without the crash report's list of extension modules."""
+        lines = [ln for ln in self.tail.splitlines() if not ln.startswith("Extension modules:")]
+        return "\n".join(lines)[-_TAIL_CHARS:].strip()
+
+    def close(self) -> None:
+        for c in (self.msgs, self.out):
+            if c is not None:
+                c.close()
+        self.msgs = self.out = None
+        self.proc.join(timeout=1)
 
 
 def run_grid(units: Sequence[Unit], opts: RunOptions, jobs: int = 1,
              log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict:
-    """Run every unit not yet done; returns a summary {ran, skipped, ok, failed, failures}."""
+    """Run every unit not yet done, each in its own process, ``jobs`` at a time.
+
+    Returns a summary {planned, skipped, ran, ok, failed, failures, seconds, store_error, not_run}.
+    """
     store = ResultsStore(opts.results)
+    prof = get_run_profile(opts.profile)
+    limit = opts.unit_timeout_s if opts.unit_timeout_s is not None else prof.unit_timeout_s
+    limit = limit if limit and limit > 0 else None
     todo = []
     skipped = 0
     for u in units:
@@ -322,10 +547,25 @@ def run_grid(units: Sequence[Unit], opts: RunOptions, jobs: int = 1,
         else:
             todo.append(u)
     log(f"{len(units)} runs planned, {skipped} already in the store, {len(todo)} to do "
-        f"(profile {opts.profile}, device {opts.device})")
+        f"(profile {opts.profile}, device {opts.device}, "
+        f"{f'at most {limit:g} s per unit' if limit else 'no time limit per unit'})")
     ok = failed = 0
     failures: list[str] = []
+    store_error: str | None = None
     t_start = time.time()
+
+    def stored(rec: dict) -> bool:
+        nonlocal store_error, failed
+        if store_error is None:
+            try:
+                _write(store, rec)
+                return True
+            except StoreWriteError as e:
+                store_error = str(e)
+        failed += 1
+        failures.append(f"{rec['run_id']}: not stored (the results store refused it)")
+        return False
+
     # data first, once per (dataset, variant), so parallel units never generate the same split; a
     # dataset that cannot be made fails its units with the reason, and the rest of the grid goes on
     for d, v in sorted({(u.dataset, u.variant) for u in todo}):
@@ -336,37 +576,84 @@ def run_grid(units: Sequence[Unit], opts: RunOptions, jobs: int = 1,
             log(f"  FAILED data {d}/{v}: {err}")
             for u in [u for u in todo if (u.dataset, u.variant) == (d, v)]:
                 for rec in failed_records(u, opts, err, phase="data"):
-                    store.write(rec)
-                    failed += 1
-                    failures.append(f"{rec['run_id']}: {err.splitlines()[0]}")
+                    if stored(rec):
+                        failed += 1
+                        failures.append(f"{rec['run_id']}: {err.splitlines()[0]}")
             todo = [u for u in todo if (u.dataset, u.variant) != (d, v)]
 
-    def account(unit: Unit, recs: list[dict], i: int):
-        nonlocal ok, failed
-        for r in recs:
+    def account(job: _UnitProcess, i: int) -> None:
+        nonlocal ok, failed, store_error
+        unit = job.unit
+        if job.store_error:
+            store_error = store_error or job.store_error
+        elif not job.done:  # it died: the splits it did not record get a failed record saying how
+            why = job.reason()
+            log(f"  FAILED {unit.label}: {why}")
+            tail = job.last_output()
+            err = why + (f"\nlast output of the unit:\n{tail}" if tail else "")
+            have = {r["split"] for r in job.records}
+            for rec in failed_records(unit, opts, err, phase=job.phase):
+                if rec["split"] not in have and stored(rec):
+                    job.records.append(rec)
+        for r in job.records:
             if r["status"] == "ok":
                 ok += 1
             else:
                 failed += 1
                 failures.append(f"{r['run_id']}: {r['error'].splitlines()[0] if r.get('error') else '?'}")
+        if job.store_error:
+            have = {r["split"] for r in job.records}
+            for split in unit_splits(unit, opts.profile):
+                if split not in have:
+                    failed += 1
+                    failures.append(f"{run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile)}"
+                                    f": not stored (the results store refused it)")
         elapsed = time.time() - t_start
         eta = elapsed / i * (len(todo) - i)
         log(f"[{i}/{len(todo)}] done {unit.label}  (elapsed {_fmt(elapsed)}, ETA {_fmt(eta)})")
 
-    if jobs > 1 and len(todo) > 1:
-        import multiprocessing as mp
+    import multiprocessing.connection
 
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
-            futs = [ex.submit(_run_unit_worker, (u, opts)) for u in todo]
-            for i, f in enumerate(as_completed(futs), 1):
-                unit, recs = f.result()
-                account(unit, recs, i)
-    else:
-        for i, u in enumerate(todo, 1):
-            log(f"[{i}/{len(todo)}] {u.label}")
-            account(u, run_unit(u, opts, log=log), i)
-    return {"planned": len(units), "skipped": skipped, "ran": len(todo), "ok": ok, "failed": failed,
-            "failures": failures, "seconds": round(time.time() - t_start, 1)}
+    ctx = _mp_context()
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    pending = collections.deque(todo)
+    running: list[_UnitProcess] = []
+    started = finished = 0
+    try:
+        while running or (pending and store_error is None):
+            while pending and store_error is None and len(running) < max(1, jobs):
+                unit = pending.popleft()
+                started += 1
+                log(f"[{started}/{len(todo)}] {unit.label}")
+                running.append(_UnitProcess(ctx, unit, opts, limit, threads))
+            now = time.monotonic()
+            waits = [j.deadline - now for j in running if j.deadline is not None and j.ended_at is None]
+            waits += [j.ended_at + _DRAIN_S - now for j in running if j.ended_at is not None]
+            ready = multiprocessing.connection.wait([w for j in running for w in j.waitables()],
+                                                    timeout=max(0.0, min(waits)) if waits else None)
+            for j in list(running):
+                j.pump(ready)
+                if j.finished:
+                    running.remove(j)
+                    j.close()
+                    finished += 1
+                    account(j, finished)
+    finally:  # an interrupt (Ctrl-C reaches only the grid: units have their own groups) ends every unit
+        for j in running:
+            _kill_group(j.proc)
+            j.close()
+    not_run = len(pending)
+    if store_error is not None:
+        for u in pending:
+            for split in unit_splits(u, opts.profile):
+                failed += 1
+                failures.append(f"{run_id(u.method, u.dataset, u.variant, split, u.seed, opts.profile)}: not run "
+                                f"(the results store refused a write)")
+        log(f"error: {store_error}; the grid stopped: the records before it are stored, {not_run} unit(s) not "
+            f"run. Free space and run again (stored runs are skipped).")
+    return {"planned": len(units), "skipped": skipped, "ran": len(todo) - not_run, "ok": ok, "failed": failed,
+            "failures": failures, "seconds": round(time.time() - t_start, 1), "store_error": store_error,
+            "not_run": not_run}
 
 
 def _fmt(s: float) -> str:
