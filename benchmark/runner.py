@@ -536,6 +536,8 @@ def run_grid(units: Sequence[Unit], opts: RunOptions, jobs: int = 1,
     Returns a summary {planned, skipped, ran, ok, failed, failures, seconds, store_error, not_run}.
     """
     store = ResultsStore(opts.results)
+    for p in store.sweep_temporary(opts.profile):
+        log(f"removed {p}, left by a writer that died mid-write")
     prof = get_run_profile(opts.profile)
     limit = opts.unit_timeout_s if opts.unit_timeout_s is not None else prof.unit_timeout_s
     limit = limit if limit and limit > 0 else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -154,6 +155,22 @@ class ResultsStore:
             shown = str(p) if str(p).isprintable() else ascii(str(p))  # one line, no terminal escapes
             self.problems.append(f"{shown}: invalid record skipped ({reason[:300]})")
             return None
+
+    def sweep_temporary(self, profile: str, older_than_s: float = 3600.0) -> list[Path]:
+        """Remove the ``.<record>.<random>.tmp`` files of writers killed mid-write (kill -9, a unit past its
+        limit); a live write takes milliseconds, so a temporary file an hour old is debris. Returns them."""
+        folder = path_inside(self.root, safe_name(profile, "profile"))
+        gone = []
+        if folder.is_dir():
+            cutoff = time.time() - older_than_s
+            for p in folder.glob(".*.json.*.tmp"):
+                try:
+                    if p.is_file() and not p.is_symlink() and p.stat().st_mtime < cutoff:
+                        p.unlink()
+                        gone.append(p)
+                except OSError:
+                    pass  # another sweeper got there first, or the file is not ours to remove
+        return gone
 
     def records(self, profile: str | None = None, **filters) -> list[dict]:
         """Every valid record (optionally of one profile, filtered by equal fields); the rest in ``problems``."""

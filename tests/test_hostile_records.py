@@ -356,3 +356,25 @@ def test_a_full_disk_leaves_no_leaderboard_temporaries(tmp_path, target):
     with mock.patch(target, full), pytest.raises(OSError, match="No space left"):
         leaderboard.build([record(seed=s) for s in range(2)], tmp_path, paper=False)
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_temporary_files_of_killed_writers_are_swept_and_fresh_ones_kept(tmp_path):
+    """kill -9 between create and rename leaves ``.<record>.<random>.tmp``: the next run removes it once it
+    is an hour old (a live write takes milliseconds) and never touches records or fresh temporaries."""
+    import os
+    import time
+
+    from benchmark.store import ResultsStore
+
+    folder = tmp_path / "quick"
+    folder.mkdir()
+    old = folder / ".m__d__v__test__s0__quick.json.0a1b2c.tmp"
+    fresh = folder / ".m__d__v__test__s0__quick.json.3d4e5f.tmp"
+    record = folder / "m__d__v__test__s0__quick.json"
+    for p in (old, fresh, record):
+        p.write_text("{")
+    past = time.time() - 7200
+    os.utime(old, (past, past))
+    os.utime(record, (past, past))
+    assert ResultsStore(tmp_path).sweep_temporary("quick") == [old]
+    assert not old.exists() and fresh.exists() and record.exists()
