@@ -15,6 +15,11 @@ videos as ``[B*T,1,H,W,C]`` and the harness folds their predictions back.
 Hyper-parameters are one dataclass per method; ``Config.for_dataset(dataset, variant)`` returns the
 paper's per-dataset values (a classmethod the config may define), and the profile scales only
 steps and data (``ctx.scale_steps``).
+
+Test-time slots: a split may declare the number of slots it is scored with (Bouncing Balls ``test_678``:
+9, as PROVIDE). A method whose weights do not depend on K says ``variable_slots = True`` and implements
+:meth:`Method.apply_eval_slots`; the harness then calls :meth:`Method.set_eval_slots` before scoring
+such a split, and stores the K used in the record. Every other method is scored with its trained K.
 """
 from __future__ import annotations
 
@@ -113,10 +118,39 @@ class Method:
     Config: ClassVar[type | None] = None
     frame_by_frame: ClassVar[bool] = False  # image methods on video datasets
     learned: ClassVar[bool] = True
+    # the trained weights do not depend on the number of slots, so predict may use another K
+    # (set_eval_slots); Slot Attention, IODINE and MONet can, a method with per-slot weights cannot
+    variable_slots: ClassVar[bool] = False
 
     def __init__(self, config: Any, info: DatasetInfo):
         self.config = config
         self.info = info
+
+    def num_slots(self) -> int | None:
+        """The number of slots the method is trained with; None for a method without slots (ConnComp)."""
+        return None
+
+    def eval_slots(self) -> int | None:
+        """The number of slots ``predict`` uses now (the trained one unless ``set_eval_slots`` changed it)."""
+        return self.num_slots()
+
+    def set_eval_slots(self, k: int | None) -> None:
+        """Predict with ``k`` slots from now on; None goes back to the trained number. Call after ``fit``.
+
+        Refused (:class:`MethodError`) for a method that does not declare ``variable_slots``: its weights
+        were made for the trained K, and the harness scores it with that K and says so in the record.
+        """
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise MethodError(f"{self.name}: the number of slots must be a positive integer, got {k!r}")
+        trained = self.num_slots()
+        if not self.variable_slots or trained is None:
+            raise MethodError(f"{self.name} cannot change its number of slots at test time (variable_slots is "
+                              f"not set{'; it has no slots' if trained is None else ''}); score it with its trained K")
+        self.apply_eval_slots(trained if k is None else int(k))
+
+    def apply_eval_slots(self, k: int) -> None:  # pragma: no cover - interface
+        """Make the fitted model use ``k`` slots (only for ``variable_slots`` methods; ``k`` is checked)."""
+        raise NotImplementedError(f"{self.name} declares variable_slots but does not implement apply_eval_slots")
 
     def fit(self, train, val, ctx: FitContext) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -150,6 +184,23 @@ class Method:
                 raise MethodError(f"{cls.name}: unknown hyper-parameters {bad}; valid: {sorted(names)}")
             cfg = dataclasses.replace(cfg, **dict(overrides))
         return cfg
+
+
+class ModelSlots:
+    """Mixin (before the method's base class) for a method whose fitted ``self.model`` keeps its slot count
+    in ``model.k`` and changes it with ``model.set_num_slots(k)``, its weights being the same for every K."""
+
+    variable_slots: ClassVar[bool] = True
+
+    def eval_slots(self) -> int | None:
+        model = getattr(self, "model", None)
+        return int(model.k) if model is not None else self.num_slots()
+
+    def apply_eval_slots(self, k: int) -> None:
+        model = getattr(self, "model", None)
+        if model is None:
+            raise MethodError(f"{self.name}: set_eval_slots was called before fit; there is no model to change")
+        model.set_num_slots(k)
 
 
 _METHODS: dict[str, type[Method]] = {}

@@ -78,7 +78,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import register_method
+from .base import ModelSlots, register_method
 from .nn import BroadcastDecoder, coord_channels, gaussian_log_prob, logistic_log_prob
 from .trainer import LearnedImageMethod, TrainSettings
 
@@ -208,6 +208,11 @@ class IODINEModel(nn.Module):
         _sonnet_init_(self)
         self.loss_weights = np.linspace(0.0, 1.0, cfg.refinement_steps + 1).tolist()  # io L466-468
 
+    def set_num_slots(self, k: int) -> None:
+        """Use ``k`` slots from now on: every slot starts from the same lambda^(1) and is refined by the same
+        network, decoded by the same decoder, so no weight depends on K; only the count changes."""
+        self.k = int(k)
+
     @staticmethod
     def refine_in_channels(channels: int, freqs: int) -> int:
         """image, components, dcomponents (C each); mask, pred_mask, dmask, posterior, log_prob,
@@ -331,8 +336,9 @@ class IODINEModel(nn.Module):
 
 
 @register_method("iodine", kinds={"image", "colour", "binary"}, config=IODINEConfig)
-class IODINE(LearnedImageMethod):
-    """IODINE; masks are the argmax of the last decode's mixture weights, ids 1..K."""
+class IODINE(ModelSlots, LearnedImageMethod):
+    """IODINE; masks are the argmax of the last decode's mixture weights, ids 1..K (K may change at test time:
+    ``set_eval_slots``)."""
 
     def build_model(self) -> nn.Module:
         _, h, w, c = self.info.shape

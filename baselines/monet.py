@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import register_method
+from .base import ModelSlots, register_method
 from .nn import BroadcastDecoder, gaussian_log_prob, kl_normal_std
 from .trainer import LearnedImageMethod, TrainSettings
 
@@ -141,9 +141,20 @@ class MONetModel(nn.Module):
                                           nn.Linear(cfg.vae_mlp, 2 * cfg.latent))
         self.decoder = BroadcastDecoder(cfg.latent, channels + 1, resolution, [cfg.decoder_channels] * 4, kernel=3,
                                         out_kernel=1, act=nn.ReLU, coords="linear", pad=4)
-        sig = torch.full((num_slots,), cfg.sigma_fg)
-        sig[0] = cfg.sigma_bg
-        self.register_buffer("sigma", sig.view(1, num_slots, 1, 1, 1), persistent=False)
+        self.register_buffer("sigma", self._sigmas(num_slots), persistent=False)
+
+    def _sigmas(self, k: int) -> torch.Tensor:
+        """sigma_bg for the first (background) slot, sigma_fg for the others, as [1,K,1,1,1]."""
+        sig = torch.full((k,), self.cfg.sigma_fg)
+        sig[0] = self.cfg.sigma_bg
+        return sig.view(1, k, 1, 1, 1)
+
+    def set_num_slots(self, k: int) -> None:
+        """Use ``k`` slots from now on: the attention network runs K - 1 steps and the last mask is the scope
+        left, the VAE and the decoder are shared by all slots, so no weight depends on K; the per-slot pixel
+        sigmas (not trained) are rebuilt for the new K."""
+        self.k = int(k)
+        self.sigma = self._sigmas(self.k).to(self.sigma.device)
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         """Log attention masks [B,K,H,W] (they sum to one over K by construction)."""
@@ -185,8 +196,9 @@ class MONetModel(nn.Module):
 
 
 @register_method("monet", kinds={"image", "colour", "binary"}, config=MONetConfig)
-class MONet(LearnedImageMethod):
-    """MONet; masks are the argmax of the attention masks, ids 1..K (id 1 = the first, background step)."""
+class MONet(ModelSlots, LearnedImageMethod):
+    """MONet; masks are the argmax of the attention masks, ids 1..K (id 1 = the first, background step; K may
+    change at test time: ``set_eval_slots``)."""
 
     def build_model(self) -> nn.Module:
         _, h, w, c = self.info.shape

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import register_method
+from .base import ModelSlots, register_method
 from .nn import BroadcastDecoder, SoftPositionEmbed
 from .trainer import LearnedImageMethod, TrainSettings
 
@@ -148,6 +148,11 @@ class SlotAttentionAutoEncoder(nn.Module):
                                         pad=per_layer * cfg.decoder_layers // 2, conv_padding=cfg.decoder_padding,
                                         out_padding=cfg.decoder_out_kernel // 2)
 
+    def set_num_slots(self, k: int) -> None:
+        """Use ``k`` slots from now on: no weight depends on K (the K initial slots are samples of one learned
+        Gaussian, attention, GRU, MLP and decoder are shared by all slots), so only the count changes."""
+        self.k = self.slot_attention.k = int(k)
+
     def components(self, x: torch.Tensor):
         """x [B,C,H,W] in [0,1] -> (recon [-1,1] [B,C,H,W], means [B,K,C,H,W], log masks [B,K,H,W])."""
         b, c, h, w = x.shape
@@ -171,8 +176,9 @@ class SlotAttentionAutoEncoder(nn.Module):
 
 
 @register_method("slot_attention", kinds={"image", "colour", "binary"}, config=SlotAttentionConfig)
-class SlotAttention(LearnedImageMethod):
-    """Slot Attention; masks are the argmax of the decoder's alpha masks, ids 1..K."""
+class SlotAttention(ModelSlots, LearnedImageMethod):
+    """Slot Attention; masks are the argmax of the decoder's alpha masks, ids 1..K (K may change at test time:
+    ``set_eval_slots``)."""
 
     def build_model(self) -> nn.Module:
         _, h, w, c = self.info.shape

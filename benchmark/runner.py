@@ -224,6 +224,32 @@ def _no_events(kind: str, value) -> None:
     pass
 
 
+def use_eval_slots(method, dataset: str, split: str, log: Callable[[str], None] = print) -> dict:
+    """Set the method's slot count for scoring ``split``; return the record's fields saying which K it used.
+
+    A split that declares a test-time K (``DatasetSpec.eval_slots``; Bouncing Balls ``test_678``: 9, as
+    PROVIDE) is scored with it by a method that can change K (``variable_slots``); any other split, and any
+    other method, with the trained K. ``num_slots_source`` is "split" or "trained" (None for a method
+    without slots); ``split_eval_slots`` is what the split asked for, so a capped row says why.
+    """
+    declared = generators.get_spec(dataset).test_slots(split)
+    # a registered class that does not derive from Method has no slot hooks: it is scored as it is
+    trained = method.num_slots() if callable(getattr(method, "num_slots", None)) else None
+    if trained is None:
+        return {"num_slots": None, "num_slots_source": None, "split_eval_slots": declared}
+    if getattr(method, "variable_slots", False):
+        method.set_eval_slots(declared)  # None: back to the trained K after a split that changed it
+        k = method.eval_slots()
+        if declared is not None and k != declared:
+            raise RuntimeError(f"{method.name}: set_eval_slots({declared}) left it with {k} slots")
+        source = "split" if declared is not None else "trained"
+    else:
+        k, source = trained, "trained"
+        if declared is not None and declared != trained:
+            log(f"  {split} declares {declared} slots; {method.name} cannot change K at test time and keeps {trained}")
+    return {"num_slots": int(k), "num_slots_source": source, "split_eval_slots": declared}
+
+
 def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print,
              events: Callable[[str, object], None] = _no_events) -> list[dict]:
     """Fit once, score every test split, write one record per split.
@@ -289,8 +315,10 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print,
             limit = None
             if get_method(unit.method).learned and prof.learned_eval_frames is not None:
                 limit = max(1, prof.learned_eval_frames // ds.shape[0])
+            rec.update(use_eval_slots(model, unit.dataset, split, log))
             log(f"  score {unit.method} on {unit.dataset}/{unit.variant}/{split}"
-                + (f" (first {min(limit, len(ds))} of {len(ds)})" if limit and limit < len(ds) else ""))
+                + (f" (first {min(limit, len(ds))} of {len(ds)})" if limit and limit < len(ds) else "")
+                + (f" with {rec['num_slots']} slots" if rec["num_slots_source"] == "split" else ""))
             res = scoring.score_split(model, ds, opts.device, limit=limit, lengths=prof.lengths)
             rec.update(status="ok", error=None, metrics=res["metrics"], by_length=res.get("by_length", {}),
                        eval_seconds=round(time.time() - t0, 3), dataset_manifest_hash=ds.manifest_hash,

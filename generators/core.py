@@ -108,6 +108,11 @@ class DatasetSpec:
     # optional check(profile, config) that raises DatasetError when a profile cannot be made from
     # this config (e.g. the paper profile of Scattered MNIST needs all 60,000 MNIST digits)
     check: Callable[[str, dict], None] | None = None
+    # test-time number of slots per split: split -> K that methods able to change their slot count
+    # (``variable_slots``) are scored with, as the source papers did; e.g. Bouncing Balls ``test_678``: 9
+    # (PROVIDE, Table 2 caption: "change the number of slots from 5 to 9"). Scoring only: not part of the
+    # split's config or manifest, so declaring it changes no bytes and makes no split stale.
+    eval_slots: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def variant(self, variant: str | None) -> str:
         v = self.default_variant if variant is None else variant
@@ -129,6 +134,14 @@ class DatasetSpec:
         """Every split a method is scored on: ``test*`` splits and the views."""
         names = [s for s in self.split_names(profile, variant) if s.startswith("test")]
         return names + [v for v, (src, _) in self.views.items() if src in names]
+
+    def test_slots(self, split: str) -> int | None:
+        """The number of slots ``split`` is scored with (``eval_slots``; a view inherits its split's), or None."""
+        if split in self.eval_slots:
+            return int(self.eval_slots[split])
+        if split in self.views:
+            return self.test_slots(self.views[split][0])
+        return None
 
     def config(self, variant: str | None, split: str) -> dict:
         v = self.variant(variant)
@@ -164,6 +177,14 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     for p in PROFILES:
         if p not in spec.sizes:
             raise ValueError(f"dataset {spec.name!r} gives no sizes for profile {p!r}")
+    tests = {s for sizes in spec.sizes.values() for s in sizes if s.startswith("test")} | set(spec.views)
+    for split, k in dict(spec.eval_slots).items():
+        if split not in tests:
+            raise ValueError(f"dataset {spec.name!r}: eval_slots names {split!r}, which is not one of its test "
+                             f"splits or views {sorted(tests)}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"dataset {spec.name!r}: eval_slots[{split!r}] must be a positive integer (the "
+                             f"number of slots it is scored with), got {k!r}")
     _REGISTRY[spec.name] = spec
     return spec
 
