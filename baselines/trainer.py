@@ -2,7 +2,8 @@
 
 A learned image method supplies a ``torch.nn.Module`` whose ``forward(x)`` returns the scalar
 training loss of a float batch ``x`` [B,C,H,W] in [0,1], and whose ``decompose(x)`` returns
-``(recon [B,C,H,W] in [0,1], soft_masks [B,K,H,W])``. :func:`train_model` does the rest:
+``(recon [B,C,H,W] in [0,1], soft_masks [B,K,H,W])``. :class:`Trainer` (or :func:`train_model`,
+``Trainer(...).run()``) does the rest:
 
 - device: CUDA when available (``ctx.device`` overrides), bf16 autocast, TF32, cuDNN autotuning and
   channels-last memory on the GPU; optional ``torch.compile`` with a clean fallback to eager;
@@ -10,12 +11,15 @@ training loss of a float batch ``x`` [B,C,H,W] in [0,1], and whose ``decompose(x
   batches are drawn there with a seeded generator (DESIGN.md "Performance habits"), as
   ``generators.DeviceSplit`` does for whole videos; a split that does not fit (over half the free GPU
   memory, or 8 GiB on the CPU) is read from the host memmap with pinned copies instead;
+  :class:`ClipSource` draws clips of consecutive frames instead, for models that see several per step;
 - Adam/RMSProp, global-norm gradient clipping, linear warm-up then exponential decay
   (``lr * decay_rate ** (step / decay_steps)``, the Slot Attention / IODINE code's form);
-- checkpoints every N steps and at the end (model, optimiser, scheduler, RNG states, step, curve), as
-  tensors and plain values only, resumed automatically from ``ctx.checkpoint_dir`` and read with
-  ``weights_only=True`` and checked against their digest (a crafted, truncated or altered file is a
-  :class:`CheckpointError`, never code run);
+- optional curriculum (settings as a function of the step, e.g. the clip length) and phases (e.g. a dVAE
+  pre-trained before the main model), each phase with its own parameters and optimiser;
+- checkpoints every N steps, at each phase's end and at the end (model, optimiser, scheduler, RNG states,
+  step, phase, curve), as tensors and plain values only, resumed automatically from ``ctx.checkpoint_dir``
+  and read with ``weights_only=True`` and checked against their digest (a crafted, truncated or altered
+  file is a :class:`CheckpointError`, never code run);
 - a tqdm bar with loss and steps/s; a validation FG-ARI learning curve in ``ctx.info["curve"]``;
 - divergence (NaN/inf loss) raises :class:`TrainingDiverged`; ``ctx.time_budget_s`` stops cleanly.
 """
@@ -27,7 +31,7 @@ import os
 import pickle
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -134,27 +138,34 @@ def _frames_numpy(split) -> np.ndarray:
 
 
 class FrameSource:
-    """Random frame batches for training: held on the device when it fits, else read from the host."""
+    """Random frame batches for training: held on the device when it fits, else read from the host.
+
+    The batch-source protocol of :class:`Trainer`: ``sample(batch_size)`` gives uint8 on the device, and
+    ``gen`` is the seeded ``torch.Generator`` whose state the checkpoint keeps (so a resume draws on).
+    """
 
     def __init__(self, split, device: torch.device, seed: int, on_device: bool | None = None):
+        self._hold(_frames_numpy(split), device, seed, on_device)
+
+    def _hold(self, data: np.ndarray, device: torch.device, seed: int, on_device: bool | None) -> None:
+        """Keep ``data`` (indexed on its first axis) on the device when it fits, else as the host memmap."""
         self.device = device
-        frames = _frames_numpy(split)
-        self.n = frames.shape[0]
+        self.n = data.shape[0]
         if self.n == 0:
             raise ValueError("the training split is empty")
         if on_device is None:
-            on_device = self._fits(frames.nbytes)
+            on_device = self._fits(data.nbytes)
         self.on_device = on_device
         if on_device:
             # Only the frames move (not the masks, which training never reads), in chunks, so a big
             # video split is never held twice in host memory (the work of ``split.to(device)``).
-            self.frames = torch.empty(frames.shape, dtype=torch.uint8, device=device)
-            step = max(1, (256 * 2**20) // max(1, frames[0].nbytes))
+            self.frames = torch.empty(data.shape, dtype=torch.uint8, device=device)
+            step = max(1, (256 * 2**20) // max(1, data[0].nbytes))
             for lo in range(0, self.n, step):
-                self.frames[lo:lo + step].copy_(torch.from_numpy(np.array(frames[lo:lo + step])))
+                self.frames[lo:lo + step].copy_(torch.from_numpy(np.array(data[lo:lo + step])))
             self.gen = torch.Generator(device=device).manual_seed(seed)
         else:
-            self.frames_np = frames
+            self.frames_np = data
             self.gen = torch.Generator().manual_seed(seed)
 
     def _fits(self, nbytes: int) -> bool:
@@ -162,6 +173,12 @@ class FrameSource:
             free, _ = torch.cuda.mem_get_info(self.device)
             return nbytes < 0.5 * free  # leave half the free memory to the model
         return nbytes < 8 * 2**30
+
+    def _to_device(self, out: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(out)
+        if self.device.type == "cuda":
+            t = t.pin_memory()
+        return t.to(self.device, non_blocking=True)
 
     def sample(self, batch_size: int) -> torch.Tensor:
         """uint8 [B,H,W,C] on the device."""
@@ -172,10 +189,44 @@ class FrameSource:
         order = np.argsort(idx)  # sorted reads from the memmap, original order restored
         out = np.empty((batch_size, *self.frames_np.shape[1:]), np.uint8)
         out[order] = self.frames_np[idx[order]]
-        t = torch.from_numpy(out)
-        if self.device.type == "cuda":
-            t = t.pin_memory()
-        return t.to(self.device, non_blocking=True)
+        return self._to_device(out)
+
+
+class ClipSource(FrameSource):
+    """Random clips of ``clip_length`` consecutive frames, uint8 [B,L,H,W,C], for models that see several
+    frames per step. ``clip_length`` may change between steps (a curriculum over clip length); each clip
+    is one video and one start drawn from ``gen``, so a resumed run draws the same clips."""
+
+    def __init__(self, split, device: torch.device, seed: int, clip_length: int, on_device: bool | None = None):
+        video = split.video
+        if isinstance(video, torch.Tensor):
+            video = video.cpu().numpy()
+        if video.ndim != 5 or video.dtype != np.uint8:
+            raise ValueError(f"split.video must be uint8 [N,T,H,W,C], got {video.dtype} {tuple(video.shape)}")
+        self.t = int(video.shape[1])
+        self._hold(video, device, seed, on_device)
+        self.clip_length = clip_length
+
+    @property
+    def clip_length(self) -> int:
+        return self._clip_length
+
+    @clip_length.setter
+    def clip_length(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= self.t:
+            raise ValueError(f"clip_length must be an integer in 1..{self.t} (the videos' length), got {value!r}")
+        self._clip_length = int(value)
+
+    def sample(self, batch_size: int) -> torch.Tensor:
+        """uint8 [B,L,H,W,C] on the device."""
+        n_len = self.clip_length
+        where = self.device if self.on_device else torch.device("cpu")
+        idx = torch.randint(0, self.n, (batch_size,), device=where, generator=self.gen)
+        start = torch.randint(0, self.t - n_len + 1, (batch_size,), device=where, generator=self.gen)
+        if self.on_device:
+            return self.frames[idx[:, None], start[:, None] + torch.arange(n_len, device=where)]
+        return self._to_device(np.stack([self.frames_np[i, s:s + n_len]
+                                         for i, s in zip(idx.tolist(), start.tolist())]))
 
 
 def _rng_state(source: FrameSource) -> dict:
@@ -319,189 +370,382 @@ def _sync_interval(cfg: TrainSettings, cuda: bool) -> int:
     return cfg.log_every if cuda else 1
 
 
-def _validator(val, device: torch.device, size: int, batch_size: int, amp: bool, log):
-    """A function model -> mean FG-ARI over the first ``size`` validation frames (None without data)."""
-    if val is None or len(val) == 0:
-        return None
-    frames = _frames_numpy(val)[:size]
-    masks = np.asarray(val.masks).reshape(-1, *val.masks.shape[2:])[:size]
-    video = torch.from_numpy(np.array(frames)).to(device)  # a writable copy of the memmap slice
-    true = torch.from_numpy(masks.astype(np.int64)).to(device)
-    warned = []
+def _error_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else 'no detail'}"
 
-    def run(model: nn.Module) -> float | None:
+
+@dataclasses.dataclass
+class Phase:
+    """One stage of a run with its own loss module, parameters, optimiser and length: e.g. a dVAE or VQ-VAE
+    pre-trained for N steps before the main model learns on its tokens.
+
+    ``module(x)`` returns the scalar loss (None: the trainer's model). Every parameter a phase trains must
+    belong to the trainer's model, whose ``state_dict`` is the one checkpointed. ``settings`` gives the
+    optimiser, schedule, clipping and batch size (None: the trainer's); ``steps`` counts paper steps, scaled
+    with the rest of the run (None: ``settings.steps``). Parameters outside ``params`` are not updated; the
+    module should detach what it keeps frozen, or their gradients are computed for nothing.
+    """
+
+    name: str
+    steps: int | None = None
+    module: nn.Module | None = None
+    params: Sequence[nn.Parameter] | None = None  # None: the module's parameters that require grad
+    settings: TrainSettings | None = None
+    validate: bool = True  # score validation FG-ARI (the model's ``decompose``) at this phase's curve points
+
+
+class Trainer:
+    """The one training loop, as methods small enough to test alone and to override one at a time.
+
+    Three hooks let video models plug in without copying the loop:
+
+    - the batch source (``source``): any object with ``sample(batch_size)`` and a seeded ``gen``
+      (:class:`FrameSource` by default; :class:`ClipSource` for several frames per step); :meth:`prepare`
+      turns its uint8 batch into the model's input;
+    - a curriculum (``curriculum(step) -> settings``, for the update after ``step`` updates): applied by
+      :meth:`apply_settings` whenever it changes, e.g. ``{"clip_length": 4}`` sets the source's attribute,
+      ``{"batch_size": 16}`` the trainer's; a function of the step, so a resumed run gets it right;
+    - phases (:class:`Phase`): run in order, each with its own optimiser; a checkpoint records the phase and
+      its optimiser, so a run resumes mid-phase, and one is written at every phase end.
+
+    ``run()`` is the loop; :func:`train_model` is ``Trainer(...).run()``.
+    """
+
+    def __init__(self, model: nn.Module, cfg: TrainSettings, train, val, ctx: FitContext,
+                 device: torch.device | None = None, on_device: bool | None = None, *,
+                 phases: Sequence[Phase] | None = None, source=None,
+                 curriculum: Callable[[int], Mapping[str, Any]] | None = None):
+        cfg.check()
+        self.model, self.cfg, self.ctx, self.info = model, cfg, ctx, ctx.info
+        self.device = device or resolve_device(ctx.device)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            prepare_cuda(model)
+        model.to(self.device).train()
+        self.amp = cfg.amp and self.cuda
+        self.use_compile = self.cuda if cfg.compile is None else bool(cfg.compile)
+
+        self.phases = list(phases) if phases else [Phase("main", cfg.steps)]
+        paper_steps = self._check_phases()
+        paper = sum(paper_steps)
+        self.total = ctx.scale_steps(paper)
+        # the warm-up and decay shrink with the run (profile fraction and max_steps cap alike), so a short
+        # run sees the paper's schedule shape; a time budget does not change them (it is an interruption)
+        self.sched_scale = self.total / paper
+        ends = np.cumsum(paper_steps)[:-1]
+        self.ends = [int(round(e * self.sched_scale)) for e in ends] + [self.total]  # phase i: ends[i-1]..ends[i]
+
+        self.source = source if source is not None else FrameSource(train, self.device, ctx.seed, on_device)
+        self.curriculum = curriculum
+        self.val_video, self.val_masks = self._val_data(val)
+        self.curve_every = max(1, min(cfg.val_every, self.total // 10 or 1))
+        self.sync_every = _sync_interval(cfg, self.cuda)
+        self.ckpt = Path(ctx.checkpoint_dir) / CHECKPOINT_NAME if ctx.checkpoint_dir else None
+
+        self.step = 0  # updates done, over all phases
+        self.curve: list[dict] = []
+        self.pending: list[torch.Tensor] = []  # losses not yet checked (checking syncs the GPU)
+        self.window: list[float] = []  # checked losses since the last curve point
+        self.last_loss = float("nan")
+        self.elapsed_before = 0.0  # seconds of the runs this one resumes
+        self.budget_cut = False
+        self.stage: dict | None = None  # the curriculum settings in force
+        # the current phase's (set by enter_phase)
+        self.phase_index = -1
+        self.settings, self.params, self.module, self.loss_fn, self.compiled = cfg, [], model, model, False
+        self.opt = self.sched = None
+        self.batch_size = cfg.batch_size
+        self.t0 = self.t_loop = None
+        self.steps_at_loop = 0
+        self.bar = None
+        self._warned = False
+
+    # ------------------------------------------------------------------ set-up
+    def _settings(self, phase: Phase) -> TrainSettings:
+        return phase.settings if phase.settings is not None else self.cfg
+
+    def _module(self, phase: Phase) -> nn.Module:
+        return phase.module if phase.module is not None else self.model
+
+    def phase_params(self, phase: Phase) -> list[nn.Parameter]:
+        if phase.params is not None:
+            return list(phase.params)
+        return [p for p in self._module(phase).parameters() if p.requires_grad]
+
+    def _check_phases(self) -> list[int]:
+        """Paper steps of each phase; a phase that could not be checkpointed or run is refused here."""
+        owned = {id(p) for p in self.model.parameters()}
+        paper_steps = []
+        for phase in self.phases:
+            s = self._settings(phase)
+            if phase.settings is not None:
+                s.check()
+            steps = s.steps if phase.steps is None else phase.steps
+            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+                raise ValueError(f"phase {phase.name!r}: steps must be a positive integer, got {steps!r}")
+            params = self.phase_params(phase)
+            if not params:
+                raise ValueError(f"phase {phase.name!r} has no parameters to train")
+            if any(id(p) not in owned for p in params):
+                raise ValueError(f"phase {phase.name!r} trains parameters outside the trainer's model, which "
+                                 f"would not be checkpointed; make its module a submodule of the model")
+            paper_steps.append(steps)
+        return paper_steps
+
+    def _val_data(self, val):
+        if val is None or len(val) == 0:
+            return None, None
+        size = self.cfg.val_size
+        frames = _frames_numpy(val)[:size]
+        masks = np.asarray(val.masks).reshape(-1, *val.masks.shape[2:])[:size]
+        video = torch.from_numpy(np.array(frames)).to(self.device)  # a writable copy of the memmap slice
+        return video, torch.from_numpy(masks.astype(np.int64)).to(self.device)
+
+    def build_optimizer(self, params: list[nn.Parameter], s: TrainSettings):
+        """Adam (fused on CUDA: one launch for all parameters) or RMSProp, and the scaled schedule."""
+        if s.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=s.lr, betas=tuple(s.betas), eps=s.eps, fused=self.cuda or None)
+        else:
+            opt = torch.optim.RMSprop(params, lr=s.lr, eps=s.eps)
+        schedule = Schedule(round(s.warmup_steps * self.sched_scale), s.decay_rate,
+                            max(1, round(s.decay_steps * self.sched_scale)))
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+
+    def compile(self, module: nn.Module):
+        """``(loss function, compiled?)``: ``torch.compile`` when asked, eager when it cannot even start."""
+        if not self.use_compile:
+            return module, False
+        try:
+            return torch.compile(module, mode=self.cfg.compile_mode), True
+        except Exception as e:  # compile itself is lazy; most failures surface at the first call
+            self.ctx.log(f"torch.compile unavailable ({type(e).__name__}: {e}); training eagerly")
+            return module, False
+
+    def enter_phase(self, index: int) -> None:
+        """Make phase ``index`` current: a fresh optimiser and schedule over its parameters, its module."""
+        phase = self.phases[index]
+        if self.phase_index >= 0:
+            self.model.zero_grad(set_to_none=True)  # the last phase's gradients are nobody's now
+        self.phase_index = index
+        self.settings = self._settings(phase)
+        self.params = self.phase_params(phase)
+        self.opt, self.sched = self.build_optimizer(self.params, self.settings)
+        self.module = self._module(phase)
+        self.loss_fn, self.compiled = self.compile(self.module)
+        self.batch_size = self.settings.batch_size
+        self.stage = None  # the curriculum is applied again over the phase's batch size
+        if len(self.phases) > 1:
+            lo = self.ends[index - 1] if index else 0
+            self.ctx.log(f"phase {index + 1}/{len(self.phases)} {phase.name!r}: steps {lo}..{self.ends[index]}")
+
+    def advance_phase(self) -> None:
+        while self.step >= self.ends[self.phase_index] and self.phase_index + 1 < len(self.phases):
+            self.enter_phase(self.phase_index + 1)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """The checkpoint: tensors and plain values only (loaded with ``weights_only=True``)."""
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "rng": _rng_state(self.source), "step": self.step,
+                "curve": self.curve, "seconds": self.elapsed_before + (time.perf_counter() - self.t0),
+                "phase": self.phase_index}
+
+    def save(self) -> None:
+        if self.ckpt is not None:
+            save_checkpoint(self.state_dict(), self.ckpt)
+
+    def resume(self) -> None:
+        """Continue from the checkpoint in ``ctx.checkpoint_dir`` if there is one, else start phase 1."""
+        if self.ckpt is None or not self.ckpt.exists():
+            self.enter_phase(0)
+            return
+        state = load_checkpoint(self.ckpt, self.device)
+        try:
+            phase, step = state.get("phase", 0), state["step"]  # checkpoints before phases had one
+            if (isinstance(phase, bool) or not isinstance(phase, int) or not 0 <= phase < len(self.phases)
+                    or step < (self.ends[phase - 1] if phase else 0)
+                    or (phase + 1 < len(self.phases) and step > self.ends[phase])):
+                raise ValueError(f"it stopped at step {step} in phase {phase!r}, but this run's phases end at "
+                                 f"steps {self.ends}")
+            self.model.load_state_dict(state["model"])
+            self.enter_phase(phase)
+            self.opt.load_state_dict(state["optimizer"])
+            self.sched.load_state_dict(state["scheduler"])
+            _set_rng_state(state["rng"], self.source)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:  # another model's or an old format's state
+            raise CheckpointError(f"checkpoint {self.ckpt} does not fit this run ({_error_line(e)}); delete it "
+                                  f"(or run with --force) to train this unit from scratch") from None
+        self.step, self.curve, self.elapsed_before = step, state["curve"], state["seconds"]
+        self.info["resumed_from_step"] = step
+        self.ctx.log(f"resuming from {self.ckpt} at step {step}")
+
+    # ------------------------------------------------------------------ one step
+    def apply_curriculum(self) -> None:
+        if self.curriculum is None:
+            return
+        settings = dict(self.curriculum(self.step))
+        if settings != self.stage:
+            self.apply_settings(settings)
+            self.stage = settings
+            self.ctx.log(f"curriculum from step {self.step}: {settings}")
+
+    def apply_settings(self, settings: Mapping[str, Any]) -> None:
+        """``batch_size`` is the trainer's; any other key must be an attribute of the batch source."""
+        for key, value in settings.items():
+            if key == "batch_size":
+                self.batch_size = int(value)
+            elif hasattr(self.source, key):
+                setattr(self.source, key, value)
+            else:
+                raise ValueError(f"curriculum setting {key!r} is neither batch_size nor an attribute of the batch "
+                                 f"source {type(self.source).__name__}; override Trainer.apply_settings to use it")
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 frames [B,H,W,C] -> float [B,C,H,W] in [0,1] (channels-last on the GPU); clips
+        [B,L,H,W,C] -> [B,L,C,H,W]."""
+        if x.dim() == 5:
+            return to_unit(x).reshape(x.shape[0], x.shape[1], x.shape[4], x.shape[2], x.shape[3])
+        x = to_unit(x)
+        return x.contiguous(memory_format=torch.channels_last) if self.cuda else x
+
+    def next_batch(self) -> torch.Tensor:
+        return self.prepare(self.source.sample(self.batch_size))
+
+    def one_step(self, x: torch.Tensor) -> torch.Tensor:
+        """One update of the current phase; the loss, detached and not yet synced."""
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            loss = self.loss_fn(x)
+        loss = loss.float()
+        if self.cfg.debug_nan_at_step is not None and self.step + 1 == self.cfg.debug_nan_at_step:
+            loss = loss * float("nan")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.settings.clip_norm is not None:
+            nn.utils.clip_grad_norm_(self.params, self.settings.clip_norm)
+        self.opt.step()
+        self.sched.step()
+        return loss.detach()
+
+    def guarded_step(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`one_step`, redone eagerly (and eager from then on) when the compiled module fails."""
+        try:
+            return self.one_step(x)
+        except Exception as e:
+            if not self.compiled or isinstance(e, TrainingDiverged):
+                raise
+            self.ctx.log(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); falling back to eager")
+            self.loss_fn, self.compiled = self.module, False
+            return self.one_step(x)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def flush(self) -> None:
+        """Check the pending losses (one GPU sync); a NaN/inf is :class:`TrainingDiverged` at its own step."""
+        if not self.pending:
+            return
+        vals = torch.stack(self.pending).cpu().numpy().astype(np.float64)
+        first = self.step - len(self.pending) + 1
+        self.pending.clear()
+        bad = np.flatnonzero(~np.isfinite(vals))
+        if bad.size:
+            self.info.update(steps=first + int(bad[0]), status="diverged")
+            raise TrainingDiverged(first + int(bad[0]), float(vals[bad[0]]))
+        self.window.extend(vals.tolist())
+        self.last_loss = float(vals[-1])
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{np.mean(vals):.4g}", lr=f"{self.sched.get_last_lr()[0]:.2e}", refresh=False)
+
+    def validate(self) -> float | None:
+        """Mean FG-ARI of the model over the first ``val_size`` validation frames (None without data)."""
+        if self.val_video is None:
+            return None
         try:
             from metrics import fg_ari  # lazy: the metrics package is only used for monitoring
         except ImportError as e:
-            if not warned:
-                log(f"validation FG-ARI unavailable ({e}); the curve records losses only")
-                warned.append(1)
+            if not self._warned:
+                self.ctx.log(f"validation FG-ARI unavailable ({e}); the curve records losses only")
+                self._warned = True
             return None
-        pred, _, _ = predict_masks(model, video, batch_size, amp)
-        scores = fg_ari(true[:, None], pred[:, None])
-        scores = torch.as_tensor(scores, dtype=torch.float64)
+        pred, _, _ = predict_masks(self.model, self.val_video, self.cfg.predict_batch_size, self.cfg.amp)
+        scores = torch.as_tensor(fg_ari(self.val_masks[:, None], pred[:, None]), dtype=torch.float64)
         scores = scores[~torch.isnan(scores)]  # frames without foreground have no FG-ARI
         return float(scores.mean()) if scores.numel() else None
 
-    return run
+    def add_point(self) -> None:
+        """A learning-curve point: mean loss since the last one, validation FG-ARI, seconds so far."""
+        phase = self.phases[self.phase_index]
+        point = {"step": self.step, "loss": float(np.mean(self.window)) if self.window else None,
+                 "val_fg_ari": self.validate() if phase.validate else None,
+                 "seconds": round(self.elapsed_before + time.perf_counter() - self.t0, 3)}
+        if len(self.phases) > 1:
+            point["phase"] = phase.name
+        self.window.clear()
+        self.curve.append(point)
+        self.info["curve"] = self.curve
+
+    def after_step(self, loss: torch.Tensor) -> None:
+        """Count the update; sync, add a curve point and checkpoint when due (always at a phase's end)."""
+        self.step += 1
+        if self.t_loop is None:  # the first step holds compilation and autotuning: time from the second
+            self.t_loop, self.steps_at_loop = time.perf_counter(), self.step
+        self.pending.append(loss)
+        if self.bar is not None:
+            self.bar.update(1)
+        if len(self.pending) >= self.sync_every:
+            self.flush()
+        phase_end = self.step == self.ends[self.phase_index] and self.step < self.total
+        if self.step % self.curve_every == 0 or self.step == self.total or phase_end:
+            self.flush()
+            self.add_point()
+        if self.step % self.cfg.checkpoint_every == 0 or phase_end:
+            self.flush()
+            self.save()
+
+    def over_budget(self) -> bool:
+        return self.ctx.time_budget_s is not None and time.perf_counter() - self.t0 >= self.ctx.time_budget_s
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> dict:
+        """Resume or start, train to the scaled step count (or the time budget); fills and returns ``ctx.info``."""
+        self.resume()
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=self.total, initial=self.step, disable=not self.ctx.progress, mininterval=1.0,
+                        desc=f"{type(self.model).__name__}", dynamic_ncols=True)
+        self.t0, self.t_loop, self.steps_at_loop = time.perf_counter(), None, self.step
+        try:
+            while self.step < self.total:
+                if self.over_budget():
+                    self.budget_cut = True
+                    break
+                self.advance_phase()
+                self.apply_curriculum()
+                self.after_step(self.guarded_step(self.next_batch()))
+            self.flush()
+            if not self.curve or self.curve[-1]["step"] != self.step:
+                self.add_point()
+            self.save()
+        finally:
+            self.bar.close()
+        return self.summary()
+
+    def summary(self) -> dict:
+        now = time.perf_counter()
+        loop_s = now - self.t_loop if self.t_loop is not None else 0.0
+        self.info.update(steps=self.step, total_steps=self.total, budget_cut=self.budget_cut, device=str(self.device),
+                         amp=self.amp, compiled=self.compiled, data_on_device=getattr(self.source, "on_device", None),
+                         train_seconds=round(now - self.t0, 3),
+                         steps_per_second=round((self.step - self.steps_at_loop) / loop_s, 3) if loop_s > 0 else None,
+                         final_loss=self.last_loss, schedule_scale=self.sched_scale, curve=self.curve, status="ok")
+        if len(self.phases) > 1:
+            self.info["phases"] = [{"name": p.name, "steps": self.ends[i] - (self.ends[i - 1] if i else 0)}
+                                   for i, p in enumerate(self.phases)]
+        return self.info
 
 
 def train_model(model: nn.Module, cfg: TrainSettings, train, val, ctx: FitContext,
                 device: torch.device | None = None, on_device: bool | None = None) -> dict:
-    """Train ``model`` on the frames of ``train``; fills and returns ``ctx.info``."""
-    cfg.check()
-    device = device or resolve_device(ctx.device)
-    cuda = device.type == "cuda"
-    if cuda:
-        prepare_cuda(model)
-    model.to(device).train()
-    amp = cfg.amp and cuda
-    use_compile = cuda if cfg.compile is None else bool(cfg.compile)
-
-    total = ctx.scale_steps(cfg.steps)
-    # the warm-up and decay shrink with the run (profile fraction and max_steps cap alike), so a short
-    # run sees the paper's schedule shape; a time budget does not change them (it is an interruption)
-    sched_scale = total / cfg.steps
-    schedule = Schedule(round(cfg.warmup_steps * sched_scale), cfg.decay_rate,
-                        max(1, round(cfg.decay_steps * sched_scale)))
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adam":  # the fused kernel on CUDA: one launch for all parameters
-        opt = torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=cuda or None)
-    else:
-        opt = torch.optim.RMSprop(params, lr=cfg.lr, eps=cfg.eps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    source = FrameSource(train, device, ctx.seed, on_device)
-    validate = _validator(val, device, cfg.val_size, cfg.predict_batch_size, cfg.amp, ctx.log)
-    curve_every = max(1, min(cfg.val_every, total // 10 or 1))
-
-    info = ctx.info
-    curve: list[dict] = []
-    step = 0
-    elapsed_before = 0.0
-    ckpt = Path(ctx.checkpoint_dir) / CHECKPOINT_NAME if ctx.checkpoint_dir else None
-    if ckpt is not None and ckpt.exists():
-        state = load_checkpoint(ckpt, device)
-        try:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            _set_rng_state(state["rng"], source)
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:  # another model's or an old format's state
-            raise CheckpointError(f"checkpoint {ckpt} does not fit this run ({type(e).__name__}: "
-                                  f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}); delete it (or run "
-                                  f"with --force) to train this unit from scratch") from None
-        step, curve, elapsed_before = state["step"], state["curve"], state["seconds"]
-        info["resumed_from_step"] = step
-        ctx.log(f"resuming from {ckpt} at step {step}")
-
-    def save() -> None:
-        if ckpt is not None:
-            save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "scheduler": sched.state_dict(), "rng": _rng_state(source), "step": step,
-                             "curve": curve, "seconds": elapsed_before + (time.perf_counter() - t0)}, ckpt)
-
-    loss_fn = model
-    compiled = False
-    if use_compile:
-        try:
-            loss_fn = torch.compile(model, mode=cfg.compile_mode)
-            compiled = True
-        except Exception as e:  # compile itself is lazy; most failures surface at the first call
-            ctx.log(f"torch.compile unavailable ({type(e).__name__}: {e}); training eagerly")
-
-    def one_step(x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = loss_fn(x)
-        loss = loss.float()
-        if cfg.debug_nan_at_step is not None and step + 1 == cfg.debug_nan_at_step:
-            loss = loss * float("nan")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.clip_norm is not None:
-            nn.utils.clip_grad_norm_(params, cfg.clip_norm)
-        opt.step()
-        sched.step()
-        return loss.detach()
-
-    sync_every = _sync_interval(cfg, cuda)
-    pending: list[torch.Tensor] = []  # losses not yet checked (checking syncs the GPU)
-    window: list[float] = []  # checked losses since the last curve point
-    budget_cut = False
-    last_loss = float("nan")
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, initial=step, disable=not ctx.progress, mininterval=1.0,
-               desc=f"{type(model).__name__}", dynamic_ncols=True)
-
-    def flush() -> None:
-        nonlocal last_loss
-        if not pending:
-            return
-        vals = torch.stack(pending).cpu().numpy().astype(np.float64)
-        first = step - len(pending) + 1
-        pending.clear()
-        bad = np.flatnonzero(~np.isfinite(vals))
-        if bad.size:
-            info.update(steps=first + int(bad[0]), status="diverged")
-            raise TrainingDiverged(first + int(bad[0]), float(vals[bad[0]]))
-        window.extend(vals.tolist())
-        last_loss = float(vals[-1])
-        bar.set_postfix(loss=f"{np.mean(vals):.4g}", lr=f"{sched.get_last_lr()[0]:.2e}", refresh=False)
-
-    def add_point() -> None:
-        point = {"step": step, "loss": float(np.mean(window)) if window else None,
-                 "val_fg_ari": validate(model) if validate else None,
-                 "seconds": round(elapsed_before + time.perf_counter() - t0, 3)}
-        window.clear()
-        curve.append(point)
-        info["curve"] = curve
-
-    t0 = time.perf_counter()
-    t_loop = None
-    steps_at_loop = step
-    try:
-        while step < total:
-            if ctx.time_budget_s is not None and time.perf_counter() - t0 >= ctx.time_budget_s:
-                budget_cut = True
-                break
-            x = source.sample(cfg.batch_size)
-            x = to_unit(x)
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            try:
-                loss = one_step(x)
-            except Exception as e:
-                if not compiled or isinstance(e, TrainingDiverged):
-                    raise
-                ctx.log(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); falling back to eager")
-                loss_fn, compiled = model, False
-                loss = one_step(x)
-            step += 1
-            if t_loop is None:  # the first step holds compilation and autotuning: time from the second
-                t_loop, steps_at_loop = time.perf_counter(), step
-            pending.append(loss)
-            bar.update(1)
-            if len(pending) >= sync_every:
-                flush()
-            if step % curve_every == 0 or step == total:
-                flush()
-                add_point()
-            if step % cfg.checkpoint_every == 0:
-                flush()
-                save()
-        flush()
-        if not curve or curve[-1]["step"] != step:
-            add_point()
-        save()
-    finally:
-        bar.close()
-    seconds = time.perf_counter() - t0
-    loop_s = time.perf_counter() - t_loop if t_loop is not None else 0.0
-    info.update(steps=step, total_steps=total, budget_cut=budget_cut, device=str(device), amp=amp,
-                compiled=compiled, data_on_device=source.on_device, train_seconds=round(seconds, 3),
-                steps_per_second=round((step - steps_at_loop) / loop_s, 3) if loop_s > 0 else None,
-                final_loss=last_loss, schedule_scale=sched_scale, curve=curve, status="ok")
-    return info
+    """Train ``model`` on the frames of ``train``; fills and returns ``ctx.info`` (see :class:`Trainer`)."""
+    return Trainer(model, cfg, train, val, ctx, device, on_device).run()
 
 
 class LearnedImageMethod(Method):
@@ -530,7 +774,11 @@ class LearnedImageMethod(Method):
         seed_everything(ctx.seed)
         self.model = self.build_model().to(device)
         ctx.info["num_slots"] = self.num_slots()
-        train_model(self.model, self.config, train, val, ctx, device)
+        self.make_trainer(train, val, ctx, device).run()
+
+    def make_trainer(self, train, val, ctx: FitContext, device: torch.device) -> Trainer:
+        """The hook a method overrides to train with a clip source, a curriculum or phases."""
+        return Trainer(self.model, self.config, train, val, ctx, device)
 
     def predict(self, batch: Mapping[str, Any]) -> Prediction:
         if self.model is None:
