@@ -76,7 +76,7 @@ def test_resume_after_interruption_gives_the_same_losses(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         _fit(tmp_path, steps=8, checkpoint_every=3)
     monkeypatch.setattr(FrameSource, "sample", orig)
-    assert torch.load(tmp_path / CHECKPOINT_NAME, weights_only=False)["step"] == 6
+    assert torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["step"] == 6
     _, second = _fit(tmp_path, steps=8, checkpoint_every=3)
     assert second.info["resumed_from_step"] == 6 and second.info["steps"] == 8
     assert [p["step"] for p in second.info["curve"]] == list(range(1, 9))
