@@ -62,7 +62,15 @@ class Prediction:
 
     masks: integer ``[B,T,H,W]`` segment ids (0 may mean background; ids stable over time for
     tracking methods). recon: float ``[B,T,H,W,C]`` in [0,1]. soft_masks: ``[B,T,K,H,W]``.
-    classes: ``[B,K]`` class id per predicted segment id (for semantic scores).
+    classes: integer ``[B,K]`` (image methods run frame by frame: ``[B,T,K]``), the class the method
+    gives each segment id: ``classes[b, k]`` for the pixels of id k, so K > the largest id in masks
+    and ``classes[b, 0]`` is what id 0 (often background) is called. Class ids are the method's own
+    (a prototype, sprite or slot-cluster index, >= 0); the harness maps them onto the dataset's
+    classes (0 = background) with the Hungarian matching. Where the dataset has ground-truth classes
+    (Tetrominoes, Multi-dSprites, Scattered MNIST/Shapes), returning them adds the semantic scores
+    over pixels (``semantic_acc/macc/miou``, and DTI-Sprites' ``*_dti`` where a class without pixels
+    counts 0) and clustering accuracy over objects
+    (``cluster_accuracy``, ``cluster_accuracy_m2o``: each object's majority class). None: not scored.
     background_ids: segment ids the method declares as background (dropped by tracking metrics).
     """
 

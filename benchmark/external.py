@@ -2,8 +2,9 @@
 
 A predictions file is an ``.npz`` with ``masks`` integer ``[N,T,H,W]`` (or ``[N,H,W]`` for image
 datasets) for the N samples of the split in order, and optionally ``recon`` ``[N,T,H,W,C]`` (uint8,
-or float in [0,1]). An exported split is an ``.npz`` with ``video``, ``masks``, ``objects.<field>``
-and ``manifest`` (the split's manifest as JSON text).
+or float in [0,1]) and ``classes`` integer ``[N,K]`` (a class per segment id, as ``Prediction.classes``:
+semantic and clustering scores on datasets with ground-truth classes). An exported split is an ``.npz``
+with ``video``, ``masks``, ``objects.<field>`` and ``manifest`` (the split's manifest as JSON text).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 import generators
 
 from .runner import record_base
-from .scoring import SplitScorer, check_prediction
+from .scoring import SplitScorer, check_prediction, class_field, pixel_classes, true_classes
 from .store import ResultsStore, run_id
 
 
@@ -137,7 +138,8 @@ def score_file(dataset: str, split: str, predictions: str | os.PathLike, *, vari
                                         f"replace it")
     N = len(ds)
     T, H, W, C = ds.shape
-    arrs, digest = _open_predictions(predictions, {"masks": N * T * H * W, "recon": N * T * H * W * C})
+    arrs, digest = _open_predictions(predictions, {"masks": N * T * H * W, "recon": N * T * H * W * C,
+                                                   "classes": N * T * H * W})
     masks = arrs["masks"]
     if masks.ndim == 3 and T == 1:
         masks = masks[:, None]
@@ -156,16 +158,25 @@ def score_file(dataset: str, split: str, predictions: str | os.PathLike, *, vari
             recon = recon.astype(np.float32) / 255.0
         elif not np.issubdtype(recon.dtype, np.floating):
             raise PredictionFileError(f"recon has dtype {recon.dtype}; expected uint8 or float in [0,1]")
+    classes = arrs.get("classes")
+    if classes is not None and (classes.ndim != 2 or len(classes) != N):
+        raise PredictionFileError(f"classes has shape {classes.shape}; expected [N,K] = ({N}, K), a class per "
+                                  f"segment id")
     t0 = time.time()
-    scorer = SplitScorer(ds.kind, T)
+    cf = class_field(ds)
+    scorer = SplitScorer(ds.kind, T, num_classes=cf.num_classes if cf else None)
     from baselines import Prediction
 
     for lo in range(0, N, batch):
         hi = min(N, lo + batch)
         b = ds.batch(np.arange(lo, hi))
-        m, r = check_prediction(Prediction(masks=masks[lo:hi], recon=None if recon is None else recon[lo:hi]),
-                                hi - lo, T, H, W, C)
-        scorer.update(b["masks"].numpy(), m, video=b["video"].numpy(), recon=r)
+        got = check_prediction(Prediction(masks=masks[lo:hi], recon=None if recon is None else recon[lo:hi],
+                                          classes=None if classes is None else classes[lo:hi]), hi - lo, T, H, W, C)
+        true_ids = b["masks"].numpy()
+        tc = pc = None
+        if got.classes is not None and cf is not None:
+            tc, pc = true_classes(ds, lo, hi, true_ids), pixel_classes(got.classes, got.masks)
+        scorer.update(true_ids, got.masks, video=b["video"].numpy(), recon=got.recon, true_cls=tc, pred_cls=pc)
     res = scorer.compute()
     name = Path(predictions).name
     origin = {"kind": "external", "predictions": name, "sha256": digest}

@@ -33,39 +33,108 @@ _REQUIRED = ("status", "method", "dataset", "variant", "split", "seed", "profile
 _STATUSES = ("ok", "failed")
 
 # ---------------------------------------------------------------------------------------------
-# metric metadata: order, display kind, label, direction
+# metric identity (from the records) and column order
 # ---------------------------------------------------------------------------------------------
 
-#: Column order of the tables; names not listed go after these (lpips_* beside lpips, others A-Z).
+#: Column order of the tables; names not listed go after these (lpips_* beside lpips_vgg, others A-Z).
 METRIC_ORDER: tuple[str, ...] = (
-    "fg_ari", "ari", "fg_ari_frame", "ari_frame", "miou", "miou_clevrtex", "mbo",
-    "mse", "mse_sum", "lpips_vgg", "lpips_alex", "lpips_squeeze",
+    "fg_ari", "ari", "fg_ari_frame", "ari_frame", "miou", "mbo",
+    "mse", "mse_sum", "lpips_vgg",
     "mota", "motp_iou", "num_switches", "num_misses", "num_false_positives", "num_matches", "num_objects",
     "mostly_tracked", "partially_tracked", "mostly_lost",
-    "semantic_macc", "semantic_miou", "semantic_acc", "cluster_acc", "cluster_macc",
+    "semantic_acc", "semantic_macc", "semantic_miou", "semantic_macc_dti", "semantic_miou_dti",
+    "cluster_accuracy", "cluster_accuracy_m2o",
 )
+
+#: the identity fields a record's metric entry may carry (``metrics/catalogue.py`` writes them)
+IDENTITY_FIELDS = ("label", "unit", "higher_is_better", "family")
+# display kind of each unit of the catalogue; any other unit is shown as a plain number
+_UNIT_KINDS = {"fraction": "percent", "count": "count", "squared error": "mse", "distance": "lpips"}
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricInfo:
+    """What a metric is, as its records say: label, unit, direction and family.
+
+    The leaderboard never guesses these from a name. A metric whose records predate stored
+    identities (or that only paper rows hold) is neutral: labelled by its key, no direction, shown
+    as a plain number; a paper row whose source printed it in percent makes it a fraction.
+    """
+
+    key: str
+    label: str | None = None
+    unit: str | None = None
+    higher_is_better: bool | None = None
+    family: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.label is not None
+
+    @property
+    def kind(self) -> str:
+        """Display kind: 'percent', 'mse', 'lpips', 'count' or 'other'."""
+        return _UNIT_KINDS.get(self.unit or "", "other")
+
+    def header(self, *, unit: bool = True) -> str:
+        """Human label, e.g. 'FG-ARI (%)'."""
+        return (self.label or self.key) + (" (%)" if unit and self.kind == "percent" else "")
+
+    @property
+    def arrow(self) -> str:
+        return "" if self.higher_is_better is None else ("↑" if self.higher_is_better else "↓")
+
+
+def _info(infos: Mapping[str, MetricInfo] | None, key: str) -> MetricInfo:
+    return (infos or {}).get(key) or MetricInfo(key)
+
+
+def metric_kind(info: MetricInfo | str) -> str:
+    """Display kind of a metric (:attr:`MetricInfo.kind`); a bare name is neutral ('other')."""
+    return info.kind if isinstance(info, MetricInfo) else "other"
+
+
+def metric_infos(*frames: pd.DataFrame | None, paper: pd.DataFrame | None = None) -> dict[str, MetricInfo]:
+    """Identity of every metric in frames from :func:`aggregate` / :func:`seed_values` (their
+    identity columns), then, for metrics only paper rows know, what their CSV says: ``scale``
+    "percent" (the source printed a percentage) makes a fraction shown in %; label and direction stay
+    neutral."""
+    out: dict[str, MetricInfo] = {}
+    for df in frames:
+        if df is None or not len(df) or "label" not in df.columns:
+            continue
+        known = df[df["label"].notna() & df["metric"].notna()].drop_duplicates(subset=["metric"])
+        for _, r in known.iterrows():
+            hib = r["higher_is_better"]
+            out.setdefault(r["metric"], MetricInfo(
+                str(r["metric"]), str(r["label"]), None if pd.isna(r["unit"]) else str(r["unit"]),
+                hib if isinstance(hib, (bool, np.bool_)) else None, None if pd.isna(r["family"]) else str(r["family"])))
+    if paper is not None and len(paper):
+        for key, g in paper.groupby("metric", sort=False):
+            if key not in out and "scale" in g.columns and (g["scale"] == "percent").any():
+                out[str(key)] = MetricInfo(str(key), unit="fraction")
+    return out
+
+
+def _identities(recs: Iterable[Mapping]) -> dict[str, MetricInfo]:
+    """Per metric, the identity of its latest record that carries one (``created``; ties: the later one)."""
+    out: dict[str, MetricInfo] = {}
+    for r in sorted(recs, key=lambda r: r["created"]):
+        out.update(r.get("identity") or {})
+    return out
+
+
+def _with_identity(df: pd.DataFrame, infos: Mapping[str, MetricInfo]) -> pd.DataFrame:
+    """``df`` with the identity columns of each row's metric (None where its records carry none)."""
+    df = df.copy()
+    for f in IDENTITY_FIELDS:
+        df[f] = pd.Series([getattr(infos[m], f) if isinstance(m, str) and m in infos else None
+                           for m in df["metric"]], index=df.index, dtype=object)
+    return df
+
 
 #: Metrics that get a "by object count" table (the SILOT-style generalisation curves).
 COUNT_TABLE_METRICS = ("mota", "fg_ari", "miou", "num_switches")
-
-_LABELS = {
-    "fg_ari": "FG-ARI", "ari": "ARI", "fg_ari_frame": "FG-ARI per frame", "ari_frame": "ARI per frame",
-    "miou": "mIoU", "miou_clevrtex": "mIoU (ClevrTex)", "mbo": "mBO", "mse": "MSE", "mse_sum": "MSE (sum)",
-    "lpips_vgg": "LPIPS vgg", "lpips_alex": "LPIPS alex", "lpips_squeeze": "LPIPS squeeze",
-    "mota": "MOTA", "motp_iou": "MOTP (IoU)", "num_switches": "ID switches", "num_misses": "misses",
-    "num_false_positives": "false pos.", "num_matches": "matches", "num_objects": "objects",
-    "semantic_macc": "sem. mACC", "semantic_miou": "sem. mIoU", "semantic_acc": "sem. acc",
-    "cluster_acc": "cluster ACC", "cluster_macc": "cluster mACC",
-    "mostly_tracked": "MT tracks", "partially_tracked": "PT tracks", "mostly_lost": "ML tracks",
-}
-
-# tokens of a metric name (split on "_") that make it a fraction shown in percent
-_PERCENT_TOKENS = frozenset({"ari", "iou", "miou", "mbo", "mota", "motp", "acc", "macc", "accuracy", "hota",
-                             "deta", "assa", "recall", "precision", "f1", "pct", "percent", "frac"})
-_LOWER_BETTER_COUNTS = frozenset({"num_switches", "num_misses", "num_false_positives", "num_fragmentations",
-                                  "mostly_lost"})
-_HIGHER_BETTER_COUNTS = frozenset({"mostly_tracked", "num_matches"})
-_COUNT_NAMES = frozenset({"mostly_tracked", "partially_tracked", "mostly_lost"})
 
 #: Main metric per dataset for the bar figures (task brief): MOTA for the SILOT sets, else FG-ARI.
 _MAIN_METRIC_PREFIX = (("scattered", "mota"),)
@@ -82,49 +151,12 @@ _METHOD_LABELS = {"slot_attention": "Slot Attention", "iodine": "IODINE", "monet
 _COUNT_SPLIT = re.compile(r"^(?P<base>.*?)_?n(?P<k>\d+)$")
 
 
-def metric_kind(metric: str) -> str:
-    """Display kind of a metric: 'percent', 'mse', 'lpips', 'count' or 'other'."""
-    m = metric.lower()
-    if m.startswith("lpips"):
-        return "lpips"
-    if m.startswith("mse"):
-        return "mse"
-    tokens = set(m.split("_"))
-    if (m.startswith("num_") and not tokens & {"pct", "percent", "frac"}) or m in _COUNT_NAMES:
-        return "count"
-    if tokens & _PERCENT_TOKENS:
-        return "percent"
-    return "other"
-
-
-def higher_is_better(metric: str) -> bool | None:
-    """True/False for scores with a direction, None for plain counts (objects, matches)."""
-    kind = metric_kind(metric)
-    if kind in ("mse", "lpips") or metric in _LOWER_BETTER_COUNTS:
-        return False
-    if metric in _HIGHER_BETTER_COUNTS:
-        return True
-    if kind == "count":
-        return None
-    return True
-
-
-def metric_label(metric: str, *, unit: bool = True) -> str:
-    """Human label, e.g. 'FG-ARI (%)'."""
-    label = _LABELS.get(metric)
-    if label is None:
-        label = metric.replace("lpips_", "LPIPS ") if metric.startswith("lpips_") else metric
-    if unit and metric_kind(metric) == "percent":
-        label += " (%)"
-    return label
-
-
 def metric_sort_key(metric: str) -> tuple:
     """Sort key that puts metrics in the order of :data:`METRIC_ORDER`."""
     if metric in METRIC_ORDER:
         return (METRIC_ORDER.index(metric), "")
     if metric.startswith("lpips"):
-        return (METRIC_ORDER.index("lpips_squeeze"), metric)
+        return (METRIC_ORDER.index("lpips_vgg"), metric)
     return (len(METRIC_ORDER), metric)
 
 
@@ -189,8 +221,8 @@ def _mse_style(x: float) -> str:
     return "{:.2e}"
 
 
-def format_number(value: float, metric: str, *, like: float | None = None) -> str:
-    """One number in the metric's display format; '—' for NaN.
+def format_number(value: float, metric: MetricInfo | str, *, like: float | None = None) -> str:
+    """One number in the metric's display format (:attr:`MetricInfo.kind`); '—' for NaN.
 
     ``like``: format MSE values the way this other value (the mean) is formatted, so that a std is
     written "0.0011 ± 0.0001" rather than mixing fixed and scientific notation.
@@ -209,7 +241,7 @@ def format_number(value: float, metric: str, *, like: float | None = None) -> st
     return f"{value:.4g}"
 
 
-def format_cell(mean: float, std: float, n: int | None, metric: str) -> str:
+def format_cell(mean: float, std: float, n: int | None, metric: MetricInfo | str) -> str:
     """'99.1 ± 0.3'; '93.0 (n=1)' for a single seed; '—' when nothing was measured.
 
     ``n`` None means the number of runs is not known (paper rows without a stated seed count).
@@ -241,6 +273,23 @@ def _as_float(value: Any, where: str) -> float:
         return float(value)
     except OverflowError:
         raise ValueError(f"{where}: number {_short(repr(value), 40)} is too large") from None
+
+
+def _metric_identity(name: str, entry: Any, where: str) -> MetricInfo | None:
+    """The identity a metric entry carries (``label``, ``unit``, ``higher_is_better``, ``family``), or None
+    when it carries none (records written before the metric catalogue)."""
+    if not isinstance(entry, Mapping) or not any(f in entry for f in IDENTITY_FIELDS):
+        return None
+    vals: dict[str, Any] = {}
+    for f in ("label", "unit", "family"):
+        v = entry.get(f)
+        if v is not None and (not isinstance(v, str) or not v.strip()):
+            raise ValueError(f"{where}.{f}: expected a non-empty string or null, got {_short(repr(v), 60)}")
+        vals[f] = None if v is None else _check_text(v, f"{where}.{f}")
+    hib = entry.get("higher_is_better")
+    if hib is not None and not isinstance(hib, bool):
+        raise ValueError(f"{where}.higher_is_better: expected true, false or null, got {_short(repr(hib), 60)}")
+    return MetricInfo(name, vals["label"], vals["unit"], hib, vals["family"])
 
 
 def _metric_value(entry: Any, where: str) -> float:
@@ -304,10 +353,20 @@ def _clean_record(rec: Any, where: str) -> dict:
     clean["git_revision"] = rec.get("git_revision")
     clean["metrics"] = {}
     clean["by_length"] = {}
+    clean["identity"] = {}
     if status == "ok":
         for name, entry in metrics.items():
             _check_text(str(name), _at(where, "metrics"))
             clean["metrics"][str(name)] = _metric_value(entry, _at(where, f"metrics.{name}"))
+            info = _metric_identity(str(name), entry, _at(where, f"metrics.{name}"))
+            if info is not None:
+                clean["identity"][str(name)] = info
+        # a record cleaned before (build() validates, then aggregates) keeps the identities it had
+        kept = rec.get("identity")
+        if isinstance(kept, Mapping):
+            for name, info in kept.items():
+                if isinstance(info, MetricInfo) and info.key == name and name in clean["metrics"]:
+                    clean["identity"].setdefault(name, info)
         for name, per_len in by_length.items():
             _check_text(str(name), _at(where, "by_length"))
             if not isinstance(per_len, Mapping):
@@ -418,21 +477,23 @@ def _value_rows(recs: Iterable[Mapping], by_length: bool) -> list[list]:
 
 
 def seed_values(records: Iterable[Mapping], *, profile: str | None = None, by_length: bool = False) -> pd.DataFrame:
-    """Long per-seed values of ok runs: keys, seed, metric[, length], value (NaN kept)."""
+    """Long per-seed values of ok runs: keys, seed, metric[, length], value (NaN kept), and the metric's
+    identity columns (:data:`IDENTITY_FIELDS`, None where its records carry none)."""
     recs = _filter_profile(validate_records(records), profile)
     cols = list(KEYS) + ["seed", "metric"] + (["length"] if by_length else []) + ["value"]
     df = pd.DataFrame(_value_rows(recs, by_length), columns=cols)
     df["value"] = df["value"].astype(float)
     if by_length:
         df["length"] = df["length"].astype(int)
-    return df
+    return _with_identity(df, _identities(recs))
 
 
 # ---------------------------------------------------------------------------------------------
 # aggregation
 # ---------------------------------------------------------------------------------------------
 
-AGG_COLUMNS = list(KEYS) + ["metric", "mean", "std", "n", "n_missing", "n_failed", "seeds", "train_seconds"]
+AGG_COLUMNS = list(KEYS) + ["metric", "mean", "std", "n", "n_missing", "n_failed", "seeds", "train_seconds",
+                            *IDENTITY_FIELDS]
 
 
 def _aggregate(recs: list[dict], by_length: bool) -> pd.DataFrame:
@@ -440,6 +501,7 @@ def _aggregate(recs: list[dict], by_length: bool) -> pd.DataFrame:
     cols = list(KEYS) + ["metric"] + extra + AGG_COLUMNS[len(KEYS) + 1:]
     if not recs:
         return pd.DataFrame(columns=cols)
+    infos = _identities(recs)
     keys = list(KEYS)
     runs = pd.DataFrame([{**{k: r[k] for k in KEYS}, "seed": r["seed"], "ok": r["status"] == "ok",
                           "train_seconds": r["train_seconds"]} for r in recs])
@@ -464,7 +526,7 @@ def _aggregate(recs: list[dict], by_length: bool) -> pd.DataFrame:
     finite = vals[np.isfinite(vals["value"])]
     stats = finite.groupby(keys + ["metric"] + extra, sort=False)["value"].agg(
         mean="mean", std=lambda s: s.std(ddof=1), n="size").reset_index()
-    out = grid.merge(stats, on=keys + ["metric"] + extra, how="left")
+    out = _with_identity(grid.merge(stats, on=keys + ["metric"] + extra, how="left"), infos)
     out["n"] = out["n"].fillna(0).astype(int)
     out["n_missing"] = (out["n_ok"] - out["n"]).clip(lower=0).astype(int)
     out["n_failed"] = out["n_failed"].astype(int)
@@ -487,7 +549,9 @@ def aggregate(records: Iterable[Mapping[str, Any]], *, profile: str | None = Non
 
     Columns: profile, dataset, variant, split, method, metric, mean, std (ddof=1, NaN for n<2),
     n (ok runs with a finite value), n_missing (ok runs without one), n_failed (failed runs of the
-    method on that split), seeds (ok seed ids, "0,1,2"), train_seconds (mean over ok runs).
+    method on that split), seeds (ok seed ids, "0,1,2"), train_seconds (mean over ok runs), and the
+    metric's identity as its latest record states it (label, unit, higher_is_better, family; None
+    for records written before metrics carried one).
     ``profile`` keeps only records of that profile. A (method, split) whose runs all failed gets
     rows for the metrics other methods reported there (n=0), or one row with metric NaN.
     """
@@ -570,10 +634,11 @@ class Cell:
     std: float
     n: int | None
     metric: str
+    info: MetricInfo | None = None
 
     @property
     def text(self) -> str:
-        return format_cell(self.mean, self.std, self.n, self.metric)
+        return format_cell(self.mean, self.std, self.n, self.info or MetricInfo(self.metric))
 
 
 @dataclasses.dataclass
@@ -582,10 +647,11 @@ class Column:
     metric: str
     length: int | None = None
     count: int | None = None
+    info: MetricInfo | None = None
 
     @property
     def header(self) -> str:
-        label = metric_label(self.metric)
+        label = (self.info or MetricInfo(self.metric)).header()
         if self.length is not None:
             return f"{label} L={self.length}"
         if self.count is not None:
@@ -594,8 +660,7 @@ class Column:
 
     @property
     def arrow(self) -> str:
-        hib = higher_is_better(self.metric)
-        return "" if hib is None else ("↑" if hib else "↓")
+        return (self.info or MetricInfo(self.metric)).arrow
 
 
 @dataclasses.dataclass
@@ -635,7 +700,8 @@ class Table:
         if self.kind == "by_length":
             return f"{self.variant} · {self.split} · by clip length"
         if self.kind == "by_count":
-            return f"{self.variant} · {self.split} · {metric_label(self.metric, unit=False)} by object count"
+            info = self.columns[0].info if self.columns and self.columns[0].info else MetricInfo(self.metric)
+            return f"{self.variant} · {self.split} · {info.header(unit=False)} by object count"
         return f"{self.variant} · {self.split}"
 
 
@@ -657,7 +723,7 @@ def _runs_text(n_ok: int, n_failed: int) -> str:
     return f"{n_ok} ok" + (f", {n_failed} failed" if n_failed else "")
 
 
-def _ocbench_rows(df: pd.DataFrame, key, multi_profile: bool) -> list[Row]:
+def _ocbench_rows(df: pd.DataFrame, key, multi_profile: bool, infos: Mapping[str, MetricInfo]) -> list[Row]:
     """Rows of ocbench aggregates; ``key(row)`` gives the column key of an aggregate row.
 
     ``df`` must carry ``n_ok`` (see :func:`_with_n_ok`); over several splits (by-count tables) the
@@ -665,7 +731,7 @@ def _ocbench_rows(df: pd.DataFrame, key, multi_profile: bool) -> list[Row]:
     """
     rows = []
     for (prof, method), g in df.groupby(["profile", "method"], sort=False):
-        cells = {key(r): Cell(r["mean"], r["std"], int(r["n"]), r["metric"])
+        cells = {key(r): Cell(r["mean"], r["std"], int(r["n"]), r["metric"], _info(infos, r["metric"]))
                  for _, r in g.iterrows() if isinstance(r["metric"], str)}
         per_split = g.drop_duplicates(subset=["split"])
         n_ok, n_failed = int(per_split["n_ok"].sum()), int(per_split["n_failed"].sum())
@@ -676,12 +742,12 @@ def _ocbench_rows(df: pd.DataFrame, key, multi_profile: bool) -> list[Row]:
     return rows
 
 
-def _paper_rows(df: pd.DataFrame, key) -> list[Row]:
+def _paper_rows(df: pd.DataFrame, key, infos: Mapping[str, MetricInfo]) -> list[Row]:
     rows = []
     for (method, protocol), g in df.groupby(["method", "protocol"], sort=False, dropna=False):
         protocol = None if pd.isna(protocol) else str(protocol)
         cells = {key(r): Cell(float(r["value"]), float(r["std"]), None if pd.isna(r["seeds"]) else int(r["seeds"]),
-                              r["metric"]) for _, r in g.iterrows()}
+                              r["metric"], _info(infos, r["metric"])) for _, r in g.iterrows()}
         notes = "; ".join(dict.fromkeys(part.strip() for x in g["notes"].dropna()
                                         for part in str(x).split(";") if part.strip())) or None
         seeds = g["seeds"].iloc[0]
@@ -709,12 +775,14 @@ def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataF
     - by_count: the per-count splits ``test_n<k>`` (datasets.md §2) folded into one table per
       (variant, metric), methods x k, instead of one table per count.
     Several profiles in one build are told apart by a "[profile]" suffix on the method label.
+    Labels, units and directions come from the aggregates' identity columns (:func:`metric_infos`).
     """
     if paper is None:
         paper = pd.DataFrame(columns=["dataset", "variant", "split", "method", "metric", "length", "value", "std",
                                       "seeds", "protocol", "source", "notes"])
     if fails is None:
         fails = pd.DataFrame(columns=list(KEYS) + ["seed", "error"])
+    infos = metric_infos(agg, agg_by_length, paper=paper)
     agg, agg_by_length = _with_n_ok(agg), _with_n_ok(agg_by_length)
     multi_profile = bool(len(agg) and agg["profile"].nunique() > 1)
     paper_main = paper[paper["length"].isna()]
@@ -745,17 +813,17 @@ def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataF
         has_main = bool(len(a) or len(p))
         if has_main:
             metrics = set(a["metric"].dropna()) | set(p["metric"])
-            cols = [Column(m, m) for m in sorted(metrics, key=metric_sort_key)]
-            rows = _ocbench_rows(a, main_key, multi_profile) + _paper_rows(p, main_key)
+            cols = [Column(m, m, info=_info(infos, m)) for m in sorted(metrics, key=metric_sort_key)]
+            rows = _ocbench_rows(a, main_key, multi_profile, infos) + _paper_rows(p, main_key, infos)
             tables.setdefault(ds, []).append(Table(ds, var, split, "main", cols, rows,
                                                    failed_of(ds, var, [split], False)))
         a, p = sel(agg_by_length, ds, var, [split]), sel(paper_len, ds, var, [split])
         if len(a) or len(p):
             pairs = {(m, int(L)) for m, L in zip(a["metric"], a["length"])}
             pairs |= {(m, int(L)) for m, L in zip(p["metric"], p["length"])}
-            cols = [Column(f"{m}@L{L}", m, length=L)
+            cols = [Column(f"{m}@L{L}", m, length=L, info=_info(infos, m))
                     for m, L in sorted(pairs, key=lambda t: (metric_sort_key(t[0]), t[1]))]
-            rows = _ocbench_rows(a, len_key, multi_profile) + _paper_rows(p, len_key)
+            rows = _ocbench_rows(a, len_key, multi_profile, infos) + _paper_rows(p, len_key, infos)
             # failures are listed once, under the main table when there is one
             tables.setdefault(ds, []).append(Table(ds, var, split, "by_length", cols, rows,
                                                    [] if has_main else failed_of(ds, var, [split], False)))
@@ -768,9 +836,10 @@ def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataF
         metrics = [m for m in metrics if m in COUNT_TABLE_METRICS] or metrics
         failed = failed_of(ds, var, splits, True)
         for i, metric in enumerate(metrics or [None]):
-            cols = [Column(f"{metric}@n{k}", metric, count=k) for k in counts] if metric else []
+            cols = ([Column(f"{metric}@n{k}", metric, count=k, info=_info(infos, metric)) for k in counts]
+                    if metric else [])
             part = a[(a["metric"] == metric) | a["metric"].isna()]
-            rows = _ocbench_rows(part, lambda r: f"{r['metric']}@n{int(r['count'])}", multi_profile)
+            rows = _ocbench_rows(part, lambda r: f"{r['metric']}@n{int(r['count'])}", multi_profile, infos)
             tables.setdefault(ds, []).append(Table(ds, var, "test_n*", "by_count", cols, rows,
                                                    failed if i == 0 else [], metric=metric or "none"))
     # the count tables of a dataset go after its other tables, variants in order
@@ -779,6 +848,28 @@ def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataF
         tables[ds].sort(key=lambda t: (t.kind == "by_count", variant_sort_key(t.variant) if t.kind == "by_count"
                                        else (0,), t.metric != main, metric_sort_key(t.metric or "")))
     return {ds: tables[ds] for ds in sorted(tables, key=dataset_sort_key)}
+
+
+def neutral_note(tables: Mapping[str, Sequence[Table]]) -> str:
+    """Sentences naming the columns without a stated identity (label, unit, direction), or ''."""
+    old: set[str] = set()
+    paper_only: set[str] = set()
+    for ts in tables.values():
+        for t in ts:
+            for c in t.columns:
+                if not (c.info and c.info.known):
+                    ours = any(r.source == "ocbench" and c.key in r.cells for r in t.rows)
+                    (old if ours else paper_only).add(c.metric)
+    paper_only -= old
+    parts = []
+    if old:
+        parts.append(f"Labelled by their key, without ↑/↓: {', '.join(sorted(old, key=metric_sort_key))}; their "
+                     f"records were written before each stored metric carried its label, unit and direction (a new "
+                     f"run states them).")
+    if paper_only:
+        parts.append(f"Held only by paper rows, labelled by their key: "
+                     f"{', '.join(sorted(paper_only, key=metric_sort_key))} (in % where the source printed percent).")
+    return " ".join(parts)
 
 
 # Markdown syntax a name or error text could carry: HTML and autolinks (<>), links and images ([]),
@@ -810,6 +901,8 @@ def to_markdown(tables: dict[str, list[Table]], *, title: str = "ocbench leaderb
     lines += ["Cells are mean ± sample std over seeds (fractions shown in %, MSE raw, LPIPS raw); "
               "\"n=1\" marks a single seed. Rows marked *paper* are published numbers with their protocol "
               "(P320 = FG-ARI over the first 320 test images); they are references, not ocbench runs.", ""]
+    if neutral_note(tables):
+        lines += [_md_escape(neutral_note(tables)), ""]
     if not tables:
         lines += ["No runs recorded yet.", ""]
     lines += ["## Contents", ""]

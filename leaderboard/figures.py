@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .aggregate import (count_of_split, dataset_label, main_metric, metric_kind, metric_label, metric_sort_key,
+from .aggregate import (MetricInfo, count_of_split, dataset_label, main_metric, metric_infos, metric_sort_key,
                         method_label, split_sort_key, variant_sort_key)
 
 _DPI = 110
@@ -75,8 +75,16 @@ def _inside(root: Path, name: str) -> Path:
     return Path(root) / name
 
 
-def _scale(metric: str) -> float:
-    return 100.0 if metric_kind(metric) == "percent" else 1.0
+def _info(infos: Mapping[str, MetricInfo], metric: str) -> MetricInfo:
+    return infos.get(metric) or MetricInfo(metric)
+
+
+def _scale(info: MetricInfo) -> float:
+    return 100.0 if info.kind == "percent" else 1.0
+
+
+def _label(info: MetricInfo) -> str:
+    return _plain(info.header())
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -102,11 +110,13 @@ def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
 
 
 def bar_figure(dataset: str, seeds: pd.DataFrame, paper: pd.DataFrame | None, runs: pd.DataFrame | None,
-               path: str | Path, *, palette: Mapping[str, tuple] | None = None) -> Path | None:
+               path: str | Path, *, palette: Mapping[str, tuple] | None = None,
+               infos: Mapping[str, MetricInfo] | None = None) -> Path | None:
     """Bars of the main metric with seed error bars; returns the path, or None if there is no data.
 
     seeds: per-seed values (``aggregate.seed_values``); paper: ``load_paper_rows()`` or None;
     runs: ``aggregate.runs_frame`` (for the failed-run counts under the method names) or None.
+    infos: metric identities (``aggregate.metric_infos``); by default those of ``seeds`` and ``paper``.
     """
     s = seeds[seeds["dataset"] == dataset] if len(seeds) else seeds
     p = paper[(paper["dataset"] == dataset) & paper["length"].isna()] if paper is not None and len(paper) else None
@@ -128,7 +138,8 @@ def bar_figure(dataset: str, seeds: pd.DataFrame, paper: pd.DataFrame | None, ru
     panels = sorted(panels, key=lambda t: (variant_sort_key(t[0]), split_sort_key(t[1])))
     palette = dict(palette or method_palette(list(s["method"]) + ([] if p is None else list(p["method"]))))
     multi_profile = len(s) and s["profile"].nunique() > 1
-    scale = _scale(metric)
+    info = _info(metric_infos(seeds, paper=paper) if infos is None else infos, metric)
+    scale = _scale(info)
     nrows, ncols = _grid(len(panels))
     with sns.axes_style(_STYLE), sns.plotting_context(_CONTEXT, font_scale=0.8):
         fig = Figure(figsize=(max(6.5, 4.2 * ncols + 0.4), 3.6 * nrows + 0.8), layout="constrained")
@@ -175,7 +186,7 @@ def bar_figure(dataset: str, seeds: pd.DataFrame, paper: pd.DataFrame | None, ru
             ax.set_xticks(range(len(labels)))
             ax.set_xticklabels(ticks, rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
             ax.set_xlabel("")
-            ax.set_ylabel(_plain(metric_label(metric)))
+            ax.set_ylabel(_label(info))
             ax.set_title(_panel_name(var, split))
             ax.axhline(0, color="0.3", linewidth=0.8)
         handles = [Patch(facecolor="0.6", label="ocbench: mean ± 1 sd over seeds"),
@@ -184,12 +195,13 @@ def bar_figure(dataset: str, seeds: pd.DataFrame, paper: pd.DataFrame | None, ru
             handles.append(Line2D([], [], marker="D", linestyle="", mfc="white", mec="black", color="black",
                                   label="paper (published mean ± std)"))
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
-        fig.suptitle(_plain(f"{dataset_label(dataset)}: {metric_label(metric)}"))
+        fig.suptitle(_plain(f"{dataset_label(dataset)}: {info.header()}"))
         return _save(fig, Path(path))
 
 
 def _line_panels(data: pd.DataFrame, x: str, rows: list[str], panels: list[tuple[str, str]],
-                 palette: Mapping[str, tuple], title: str, xlabel: str, path: Path) -> Path:
+                 palette: Mapping[str, tuple], title: str, xlabel: str, path: Path,
+                 infos: Mapping[str, MetricInfo]) -> Path:
     """Grid of lineplots: one row per metric, one column per panel; hue = method, style = source."""
     labels = sorted(data["label"].unique())
     pal = {_mlabel(m): c for m, c in palette.items()}
@@ -206,7 +218,7 @@ def _line_panels(data: pd.DataFrame, x: str, rows: list[str], panels: list[tuple
                                  style="source", style_order=sources, markers={"ocbench": "o", "paper": "D"},
                                  dashes={"ocbench": "", "paper": (4, 2)}, errorbar="sd", err_style="band",
                                  ax=ax, legend=False)
-                ax.set_ylabel(_plain(metric_label(metric)) if j == 0 else "")
+                ax.set_ylabel(_label(_info(infos, metric)) if j == 0 else "")
                 ax.set_xlabel(xlabel if i == len(rows) - 1 else "")
                 if i == 0:
                     ax.set_title(_panel_name(var, split))
@@ -222,7 +234,8 @@ def _line_panels(data: pd.DataFrame, x: str, rows: list[str], panels: list[tuple
 
 
 def length_figure(dataset: str, seeds_by_length: pd.DataFrame, paper: pd.DataFrame | None, path: str | Path,
-                  *, palette: Mapping[str, tuple] | None = None) -> Path | None:
+                  *, palette: Mapping[str, tuple] | None = None,
+                  infos: Mapping[str, MetricInfo] | None = None) -> Path | None:
     """Metrics against clip length (ocbench ``by_length`` seeds and paper rows with a length)."""
     parts = []
     s = seeds_by_length[seeds_by_length["dataset"] == dataset] if len(seeds_by_length) else seeds_by_length
@@ -240,7 +253,8 @@ def length_figure(dataset: str, seeds_by_length: pd.DataFrame, paper: pd.DataFra
     if not parts:
         return None
     data = pd.concat(parts, ignore_index=True)
-    data["value"] = data["value"].astype(float) * data["metric"].map(_scale)
+    infos = metric_infos(seeds_by_length, paper=paper) if infos is None else infos
+    data["value"] = data["value"].astype(float) * data["metric"].map(lambda m: _scale(_info(infos, m)))
     data["label"] = data["method"].map(_mlabel)
     data["length"] = data["length"].astype(int)
     rows = sorted(data["metric"].unique(), key=metric_sort_key)
@@ -249,11 +263,12 @@ def length_figure(dataset: str, seeds_by_length: pd.DataFrame, paper: pd.DataFra
     palette = dict(palette or method_palette(data["method"]))
     return _line_panels(data, "length", rows, panels, palette,
                         f"{dataset_label(dataset)}: metric against clip length (first L frames)",
-                        "clip length L (frames)", Path(path))
+                        "clip length L (frames)", Path(path), infos)
 
 
 def count_figure(dataset: str, seeds: pd.DataFrame, path: str | Path, *,
-                 palette: Mapping[str, tuple] | None = None) -> Path | None:
+                 palette: Mapping[str, tuple] | None = None,
+                 infos: Mapping[str, MetricInfo] | None = None) -> Path | None:
     """Main metric against the object count of the ``test_n<k>`` splits; None without two counts."""
     s = seeds[seeds["dataset"] == dataset] if len(seeds) else seeds
     if not len(s):
@@ -265,15 +280,16 @@ def count_figure(dataset: str, seeds: pd.DataFrame, path: str | Path, *,
     metric = main_metric(dataset, set(s["metric"]))
     d = s[s["metric"] == metric].copy()
     d["count"] = d["count"].astype(int)
-    d["value"] = d["value"] * _scale(metric)
+    infos = metric_infos(seeds) if infos is None else infos
+    d["value"] = d["value"] * _scale(_info(infos, metric))
     d["label"] = d["method"].map(_mlabel)
     d["source"] = "ocbench"
     d["split"] = "test_n*"
     panels = sorted({(v, "test_n*") for v in d["variant"]}, key=lambda t: variant_sort_key(t[0]))
     palette = dict(palette or method_palette(d["method"]))
     return _line_panels(d, "count", [metric], panels, palette,
-                        f"{dataset_label(dataset)}: {metric_label(metric)} against the number of objects",
-                        "objects per video (test_n<k>)", Path(path))
+                        f"{dataset_label(dataset)}: {_info(infos, metric).header()} against the number of objects",
+                        "objects per video (test_n<k>)", Path(path), infos)
 
 
 def make_figures(seeds: pd.DataFrame, seeds_by_length: pd.DataFrame, paper: pd.DataFrame | None,
@@ -285,6 +301,7 @@ def make_figures(seeds: pd.DataFrame, seeds_by_length: pd.DataFrame, paper: pd.D
     if paper is not None and len(paper):
         methods |= set(paper["method"])
     palette = method_palette(methods)
+    infos = metric_infos(seeds, seeds_by_length, paper=paper)
     datasets = set(seeds["dataset"]) if len(seeds) else set()
     datasets |= set(seeds_by_length["dataset"]) if len(seeds_by_length) else set()
     if paper is not None and len(paper):
@@ -292,9 +309,10 @@ def make_figures(seeds: pd.DataFrame, seeds_by_length: pd.DataFrame, paper: pd.D
     out: dict[str, list[Path]] = {}
     for ds in sorted(datasets):
         stem = file_stem(ds)
-        paths = [bar_figure(ds, seeds, paper, runs, _inside(out_dir, f"bars_{stem}.png"), palette=palette),
+        paths = [bar_figure(ds, seeds, paper, runs, _inside(out_dir, f"bars_{stem}.png"), palette=palette,
+                            infos=infos),
                  length_figure(ds, seeds_by_length, paper, _inside(out_dir, f"by_length_{stem}.png"),
-                               palette=palette),
-                 count_figure(ds, seeds, _inside(out_dir, f"by_count_{stem}.png"), palette=palette)]
+                               palette=palette, infos=infos),
+                 count_figure(ds, seeds, _inside(out_dir, f"by_count_{stem}.png"), palette=palette, infos=infos)]
         out[ds] = [p for p in paths if p is not None]
     return out

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .aggregate import Row, Table, dataset_label
+from .aggregate import Row, Table, dataset_label, neutral_note
 
 _CSS = """
 :root { --fg:#1d2330; --muted:#5b6475; --line:#d9dee7; --head:#f2f4f8; --paper:#fff7e0; --paper-line:#e6c768;
@@ -192,11 +192,14 @@ def render_html(tables: Mapping[str, Sequence[Table]], *, title: str = "ocbench 
         parts += [_table_html(t) for t in tbls]
         parts.append("</section>")
         sections.append("\n".join(parts))
-    note = ("Cells: mean ± sample std over seeds (ARI-type, IoU, MOTA and accuracies in %, MSE and LPIPS raw); "
+    note = ("Cells: mean ± sample std over seeds (fractions such as ARI, IoU, MOTA and accuracies in %, MSE and "
+            "LPIPS raw; each metric's label, unit and direction as its records state them); "
             "“n=1” marks one seed; ↑/↓ say which direction is better. Rows with a "
             '<span class="badge">paper</span>badge are published numbers with their protocol and source '
             "(P320 = over the first 320 test images); they are references, not ocbench runs. "
             "Click a column header to sort.")
+    if neutral_note(tables):
+        note += " " + _e(neutral_note(tables))
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

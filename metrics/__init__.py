@@ -13,6 +13,7 @@ from typing import Any
 
 from .accumulators import (MSEAccumulator, SegmentationAccumulator, SemanticAccumulator, TrackingAccumulator,
                            summarize)
+from .catalogue import CATALOGUE, Metric
 from .clustering import (cluster_accuracy, clustering_accuracy, confusion_matrix, semantic_from_confusion,
                          semantic_scores)
 from .image import mse, mse_sum
@@ -35,7 +36,7 @@ __all__ = [
     "mse", "mse_sum", *_LAZY,
     # aggregation
     "summarize", "SegmentationAccumulator", "TrackingAccumulator", "SemanticAccumulator", "MSEAccumulator",
-    "VERSIONS", "version",
+    "VERSIONS", "version", "CATALOGUE", "Metric",
 ]
 
 

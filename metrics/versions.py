@@ -22,6 +22,11 @@ VERSIONS: dict[str, str] = {
     "semantic": "semantic/1 global-confusion hungarian(-hist) nanmean-over-defined-classes bkg-included",
     "semantic_dti": "semantic_dti/1 global-confusion hungarian(-hist) mean(nan_to_num) as DTI SegmentationScores",
     "cluster_accuracy": "cluster_accuracy/1 unique-labels hungarian|many_to_one acc=correct/N",
+    # §5 as the run scores it: the points are GT objects, each with its majority predicted class
+    "cluster_objects": "cluster_objects/1 one-point-per-gt-object-per-sample(video=T·H·W) majority-predicted-class"
+                       "(ties=lowest) unique-labels hungarian acc=correct/N",
+    "cluster_objects_m2o": "cluster_objects_m2o/1 one-point-per-gt-object-per-sample(video=T·H·W) "
+                           "majority-predicted-class(ties=lowest) unique-labels many_to_one acc=correct/N",
     # §6
     "mot": "mot/1 motmetrics-1.4.0-semantics per-video-accumulator mask-iou>=0.5 dist=1-iou "
            "exclude-bg-iou>0.2 counts-summed",
@@ -29,6 +34,8 @@ VERSIONS: dict[str, str] = {
     # §7
     "mse": "mse/1 mean-over-CHW per-frame in[0,1] mean-over-frames float64",
     "mse_sum": "mse_sum/1 sum-over-CHW per-frame in[0,1] mean-over-frames float64",
+    # §8
+    "lpips_vgg": "lpips_vgg/1 v0.1 lin heads, ImageNet vgg trunk, per frame then mean per video",
 }
 # every CLEAR-MOT summary value carries the tracking convention
 for _k in ("mota", "motp", "motp_iou"):

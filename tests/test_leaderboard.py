@@ -12,19 +12,29 @@ import pytest
 
 import leaderboard
 from leaderboard import aggregate, build, load_paper_rows
-from leaderboard.aggregate import (aggregate_by_length, format_cell, long_table, main_metric, metric_kind,
-                                   read_leaderboard_csv, read_records)
+from leaderboard.aggregate import (MetricInfo, aggregate_by_length, format_cell, long_table, main_metric,
+                                   metric_kind, read_leaderboard_csv, read_records, seed_values)
+from metrics.catalogue import CATALOGUE
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+def info(key: str) -> MetricInfo:
+    """The identity the scorer stores for a catalogue key, as the leaderboard reads it back."""
+    d = CATALOGUE[key].identity()
+    return MetricInfo(key, d["label"], d["unit"], d["higher_is_better"], d["family"])
+
+
 def rec(method, seed, status="ok", *, dataset="tetrominoes", variant="default", split="test", profile="quick",
-        metrics=None, by_length=None, created="2026-11-22T16:00:00Z", error="RuntimeError: loss is NaN"):
-    """A run record as the harness writes it (schema 1)."""
+        metrics=None, by_length=None, created="2026-11-22T16:00:00Z", error="RuntimeError: loss is NaN",
+        identity=True):
+    """A run record as the harness writes it (schema 1): each metric entry with its catalogue identity
+    (``identity=False``: as records written before the catalogue, value and version only)."""
     r = {"schema": 1, "run_id": f"{method}-{dataset}-{split}-{seed}-{created}", "status": status,
          "error": None if status == "ok" else error, "method": method, "dataset": dataset, "variant": variant,
          "split": split, "seed": seed, "profile": profile,
-         "metrics": {k: {"value": v, "std": 0.05, "n": 100, "n_skipped": 0, "version": "t/1"}
+         "metrics": {k: {"value": v, "std": 0.05, "n": 100, "n_skipped": 0, "version": "t/1",
+                         **(CATALOGUE[k].identity() if identity and k in CATALOGUE else {})}
                      for k, v in (metrics or {}).items()},
          "train_seconds": 10.0 + seed, "eval_seconds": 1.0, "device": "cpu", "packages": {"torch": "2"},
          "git_revision": "abc123", "config": {}, "config_hash": "h", "dataset_manifest_hash": "m", "created": created}
@@ -138,16 +148,64 @@ def test_read_records_jsonl_and_folder(tmp_path):
 
 
 def test_display_formats():
-    assert format_cell(0.9912, 0.0031, 3, "fg_ari") == "99.1 ± 0.3"
-    assert format_cell(0.93, float("nan"), 1, "mota") == "93.0 (n=1)"
-    assert format_cell(0.00112, 0.0001, 3, "mse") == "0.0011 ± 0.0001"
-    assert format_cell(2.5e-5, 1e-6, 2, "mse") == "2.50e-05 ± 1.00e-06"
-    assert format_cell(0.2, 0.01, 2, "lpips_vgg") == "0.200 ± 0.010"
-    assert format_cell(5.5, 0.7, 2, "num_switches") == "6 ± 1"
-    assert format_cell(float("nan"), float("nan"), 0, "ari") == "—"
-    assert [metric_kind(m) for m in ("semantic_miou", "motp_iou", "mse_sum", "num_misses", "lpips_alex")] == \
-        ["percent", "percent", "mse", "count", "lpips"]
+    assert format_cell(0.9912, 0.0031, 3, info("fg_ari")) == "99.1 ± 0.3"
+    assert format_cell(0.93, float("nan"), 1, info("mota")) == "93.0 (n=1)"
+    assert format_cell(0.00112, 0.0001, 3, info("mse")) == "0.0011 ± 0.0001"
+    assert format_cell(2.5e-5, 1e-6, 2, info("mse")) == "2.50e-05 ± 1.00e-06"
+    assert format_cell(212.4, 3.0, 2, info("mse_sum")) == "212.4 ± 3.0"
+    assert format_cell(0.2, 0.01, 2, info("lpips_vgg")) == "0.200 ± 0.010"
+    assert format_cell(5.5, 0.7, 2, info("num_switches")) == "6 ± 1"
+    assert format_cell(float("nan"), float("nan"), 0, info("ari")) == "—"
+    assert [metric_kind(info(m)) for m in ("semantic_miou", "motp_iou", "mse_sum", "num_misses", "lpips_vgg",
+                                           "cluster_accuracy")] == ["percent", "percent", "mse", "count", "lpips",
+                                                                    "percent"]
+    # a bare name says nothing: no guessing from tokens (records written before identities are neutral)
+    assert metric_kind("fg_ari") == "other" and format_cell(0.9912, 0.0031, 3, "fg_ari") == "0.9912 ± 0.0031"
+    assert info("fg_ari").header() == "FG-ARI (%)" and info("fg_ari").arrow == "↑"
+    assert info("num_switches").arrow == "↓" and info("num_objects").arrow == ""
     assert main_metric("scattered_mnist") == "mota" and main_metric("bouncing_balls") == "fg_ari"
+
+
+def test_identity_comes_from_the_records():
+    """Label, unit and direction are the records' (latest wins); old records are neutral; bad ones named."""
+    old = rec("conncomp", 0, metrics={"fg_ari": 0.5, "mystery": 3.0}, identity=False,
+              created="2026-11-22T10:00:00Z")
+    df = aggregate([old])
+    assert row(df, metric="fg_ari")["label"] is None and row(df, metric="fg_ari")["higher_is_better"] is None
+    new = rec("iodine", 0, metrics={"fg_ari": 0.7}, created="2026-11-22T12:00:00Z")
+    relabelled = rec("monet", 0, metrics={"fg_ari": 0.6}, created="2026-11-22T11:00:00Z")
+    relabelled["metrics"]["fg_ari"].update(label="old label", higher_is_better=False)
+    df = aggregate([old, new, relabelled])
+    assert set(df[df["metric"] == "fg_ari"]["label"]) == {"FG-ARI"}  # one identity per key, every row
+    assert set(df[df["metric"] == "fg_ari"]["higher_is_better"]) == {True}
+    assert row(df, metric="mystery", method="conncomp")["label"] is None
+    sv = seed_values([old, new])
+    assert set(sv[sv["metric"] == "fg_ari"]["unit"]) == {"fraction"}
+    for field, bad in (("label", 3), ("unit", ""), ("higher_is_better", "yes"), ("family", ["x"])):
+        r = rec("iodine", 0, metrics={"fg_ari": 0.5})
+        r["metrics"]["fg_ari"][field] = bad
+        with pytest.raises(ValueError, match=rf"records\[0\]\.metrics\.fg_ari\.{field}: expected"):
+            aggregate([r])
+
+
+def test_old_records_are_neutral_on_the_page(tmp_path):
+    """Records without identities still build: their columns are labelled by key, without ↑/↓, and the
+    page says why; a paper row printed in percent still makes its metric a fraction."""
+    recs = [rec("conncomp", s, metrics={"fg_ari": 0.9, "num_switches": 4.0}, identity=False) for s in range(2)]
+    paths = build(recs, tmp_path)
+    md = paths["leaderboard.md"].read_text()
+    head = next(line for line in md.splitlines() if line.startswith("| method |") and "fg" in line)
+    assert "fg\\_ari (%)" in head and "num\\_switches |" in head and "↑" not in head and "↓" not in head
+    cc = next(line for line in md.splitlines() if line.startswith("| ConnComp |"))
+    assert "| 90.0 ± 0.0 |" in cc and "| 4 ± 0 |" in cc  # fg_ari: Tetrominoes paper rows are in %
+    note = md.split("Labelled by their key")[1].split("\n")[0]
+    assert "fg\\_ari, num\\_switches; their records were written before" in note
+    assert "semantic\\_macc" in md.split("Held only by paper rows")[1].split("\n")[0]  # multi_dsprites paper rows
+    assert "Labelled by their key" in paths["index.html"].read_text()
+    # once a record states them, the same columns are labelled
+    paths = build(recs + [rec("iodine", 0, metrics={"fg_ari": 0.5, "num_switches": 2.0})], tmp_path)
+    md = paths["leaderboard.md"].read_text()
+    assert "FG-ARI (%) ↑" in md and "ID switches ↓" in md and "Labelled by their key" not in md
 
 
 # --------------------------------------------------------------------------------------------- paper rows
