@@ -1,16 +1,20 @@
 """Speed of the batched metrics against per-sample reference loops (not a test; prints ratios).
 
-    .venv/bin/python benchmarks/bench_metrics.py            # full: 10k images, 1k videos
-    .venv/bin/python benchmarks/bench_metrics.py --quick    # a smaller run
+    .venv/bin/python benchmarks/bench_metrics.py                   # full: 10k images, 1k videos
+    .venv/bin/python benchmarks/bench_metrics.py --quick           # a smaller run
+    .venv/bin/python benchmarks/bench_metrics.py --only tracking   # 3 and 4 only (1k videos)
 
 1. FG-ARI over N 64x64 images with up to 6 objects: ``metrics.fg_ari`` vs a per-image
    ``sklearn.metrics.adjusted_rand_score`` loop (run on a subset and extrapolated linearly, as
    printed), values compared to 1e-9 on that subset; plus the contingency-table variants that
    decided the implementation (numpy chunked bincount, torch.bincount, one-hot einsum/bmm).
 2. mIoU over the same images vs a per-image loop (numpy IoU matrix + scipy Hungarian).
-3. CLEAR-MOT over V ten-frame videos: ``metrics.clear_mot`` (IoUs included) vs py-motmetrics 1.4.0
-   fed precomputed distance matrices (its ``update`` + ``compute_many`` only, so the ratio is a
-   lower bound), counts compared exactly.
+3. CLEAR-MOT with IDF1/IDP/IDR and fragmentations over V ten-frame videos: ``metrics.clear_mot``
+   (IoUs included) vs py-motmetrics 1.4.0 fed precomputed distance matrices (its ``update`` +
+   ``compute_many`` only, so the ratio is a lower bound), counts compared exactly.
+4. HOTA over the same videos: ``metrics.hota`` (IoUs included) vs TrackEval 1.3.0's ``HOTA`` metric
+   fed precomputed similarity matrices (again a lower bound), values compared to 1e-6.
+
 All timings are wall-clock on this machine, best of ``--reps`` for ocbench.
 """
 from __future__ import annotations
@@ -205,10 +209,12 @@ def bench_mot(n_videos: int, mm_subset: int, reps: int) -> None:
     import motmetrics as mm
 
     gts, preds = make_videos(n_videos)
-    ours, res = best_of(lambda: M.clear_mot(gts, preds), reps)
+    ours, res = best_of(lambda: M.clear_mot(gts, preds), reps)  # CLEAR-MOT + IDF1/IDP/IDR + fragmentations
     m = min(mm_subset, n_videos)
     inputs = [M.frame_inputs(g, p) for g, p in zip(gts[:m], preds[:m])]  # not timed for motmetrics
-    names = ["num_objects", "num_matches", "num_switches", "num_misses", "num_false_positives"]
+    counts = ["num_objects", "num_matches", "num_switches", "num_misses", "num_false_positives", "num_fragmentations",
+              "idtp", "idfp", "idfn"]
+    rates = ["mota", "motp", "idf1", "idp", "idr"]
     t0 = time.perf_counter()
     accs = []
     for frames in inputs:
@@ -218,18 +224,59 @@ def bench_mot(n_videos: int, mm_subset: int, reps: int) -> None:
         accs.append(acc)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        df = mm.metrics.create().compute_many(accs, metrics=names + ["mota"], generate_overall=True)
+        df = mm.metrics.create().compute_many(accs, metrics=counts + rates, generate_overall=True)
     ref_time = (time.perf_counter() - t0) * n_videos / m
     sub = res if m == n_videos else M.clear_mot(gts[:m], preds[:m])
-    same = all(int(df.loc["OVERALL"][k]) == sub["summary"][k] for k in names)
+    same = all(int(df.loc["OVERALL"][k]) == sub["summary"][k] for k in counts)
+    err = max(abs(float(df.loc["OVERALL"][k]) - sub["summary"][k]) for k in rates)
     s = res["summary"]
-    print(f"CLEAR-MOT, {n_videos} videos of {gts[0].shape[0]} frames {gts[0].shape[1]}x{gts[0].shape[2]} "
-          f"(objects {s['num_objects']}, switches {s['num_switches']}, MOTA {s['mota']:.4f}):")
+    print(f"CLEAR-MOT + IDF1, {n_videos} videos of {gts[0].shape[0]} frames {gts[0].shape[1]}x{gts[0].shape[2]} "
+          f"(objects {s['num_objects']}, switches {s['num_switches']}, MOTA {s['mota']:.4f}, IDF1 {s['idf1']:.4f}):")
     print(f"  ocbench (IoUs included)      {ours:8.3f} s")
     print(f"  motmetrics update+compute    {ref_time:8.3f} s   (run on {m} videos, x{n_videos / m:g} extrapolated; "
-          f"distance matrices precomputed)")
+          f"distance matrices precomputed; metrics {', '.join(counts + rates)})")
     print(f"  speed-up                     {ref_time / ours:8.1f} x   (target >= 20x); counts equal: "
-          f"{'OK' if same else 'FAIL'}")
+          f"{'OK' if same else 'FAIL'}, max |diff| of rates {err:.1e} ({'OK' if err <= 1e-12 else 'FAIL'})")
+
+
+def bench_hota(n_videos: int, te_subset: int, reps: int) -> None:
+    """HOTA over the videos of ``bench_mot``: ``metrics.hota`` (IoUs included) vs TrackEval 1.3.0's
+    ``HOTA.eval_sequence`` + ``combine_sequences`` on precomputed similarity matrices."""
+    try:
+        import trackeval
+    except ImportError as e:  # the optional `test` extra
+        print(f"HOTA: trackeval not importable ({e}); skipped")
+        return
+    gts, preds = make_videos(n_videos)
+    ours, res = best_of(lambda: M.hota(gts, preds), reps)
+    m = min(te_subset, n_videos)
+
+    def data(g: np.ndarray, p: np.ndarray) -> dict:  # TrackEval's per-sequence input (not timed)
+        frames = M.frame_inputs(g, p, similarity=True)
+        gu = {x: i for i, x in enumerate(sorted({o for f in frames for o in f[0]}))}
+        pu = {x: i for i, x in enumerate(sorted({h for f in frames for h in f[1]}))}
+        return {"gt_ids": [np.array([gu[o] for o in f[0]], int) for f in frames],
+                "tracker_ids": [np.array([pu[h] for h in f[1]], int) for f in frames],
+                "similarity_scores": [f[2] for f in frames], "num_gt_ids": len(gu), "num_tracker_ids": len(pu),
+                "num_gt_dets": sum(len(f[0]) for f in frames), "num_tracker_dets": sum(len(f[1]) for f in frames),
+                "num_timesteps": len(frames)}
+
+    datas = [data(g, p) for g, p in zip(gts[:m], preds[:m])]
+    metric = trackeval.metrics.HOTA()
+    t0 = time.perf_counter()
+    ref = metric.combine_sequences({str(i): metric.eval_sequence(d) for i, d in enumerate(datas)})
+    ref_time = (time.perf_counter() - t0) * n_videos / m
+    sub = res if m == n_videos else M.hota(gts[:m], preds[:m])
+    keys = {"hota": "HOTA", "deta": "DetA", "assa": "AssA", "loca": "LocA"}
+    err = max(abs(sub["summary"][k] - float(np.mean(ref[r]))) for k, r in keys.items())
+    s = res["summary"]
+    print(f"HOTA, the same {n_videos} videos (HOTA {s['hota']:.4f}, DetA {s['deta']:.4f}, AssA {s['assa']:.4f}, "
+          f"LocA {s['loca']:.4f}):")
+    print(f"  ocbench (IoUs included)      {ours:8.3f} s")
+    print(f"  TrackEval eval+combine       {ref_time:8.3f} s   (run on {m} videos, x{n_videos / m:g} extrapolated; "
+          f"similarity matrices precomputed)")
+    print(f"  speed-up                     {ref_time / ours:8.1f} x   (target >= 10x); max |diff| HOTA/DetA/AssA/LocA "
+          f"{err:.1e} ({'OK' if err <= 1e-6 else 'FAIL'})")
 
 
 def main() -> None:
@@ -238,21 +285,25 @@ def main() -> None:
     ap.add_argument("--sk-subset", type=int, default=1000, help="images the sklearn/scipy loops run on")
     ap.add_argument("--videos", type=int, default=1000)
     ap.add_argument("--mm-subset", type=int, default=1000, help="videos motmetrics runs on")
+    ap.add_argument("--te-subset", type=int, default=1000, help="videos TrackEval runs on")
+    ap.add_argument("--only", choices=["all", "tracking"], default="all", help="tracking: the video metrics only")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--quick", action="store_true", help="2000 images, 200 videos")
     a = ap.parse_args()
     if a.quick:
-        a.images, a.videos, a.sk_subset, a.mm_subset = 2000, 200, 500, 200
+        a.images, a.videos, a.sk_subset, a.mm_subset, a.te_subset = 2000, 200, 500, 200, 200
     if a.threads:
         torch.set_num_threads(a.threads)
     print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"{os.cpu_count()} CPUs")
-    t, p = make_images(a.images)
-    bench_ari(t, p, a.sk_subset, a.reps)
-    bench_contingency(t, p, a.reps)
-    bench_miou(t, p, a.sk_subset, a.reps)
+    if a.only == "all":
+        t, p = make_images(a.images)
+        bench_ari(t, p, a.sk_subset, a.reps)
+        bench_contingency(t, p, a.reps)
+        bench_miou(t, p, a.sk_subset, a.reps)
     bench_mot(a.videos, a.mm_subset, a.reps)
+    bench_hota(a.videos, a.te_subset, a.reps)
 
 
 if __name__ == "__main__":

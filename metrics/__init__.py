@@ -17,9 +17,11 @@ from .catalogue import CATALOGUE, Metric
 from .clustering import (cluster_accuracy, clustering_accuracy, confusion_matrix, semantic_from_confusion,
                          semantic_scores)
 from .image import mse, mse_sum
+from .motchallenge import BoxTracks, read_motchallenge
 from .segmentation import (SEGMENTATION_METRICS, ari, ari_frame, contingency, fg_ari, fg_ari_frame, mbo, miou,
                            miou_clevrtex, miou_clevrtex_fg, segmentation_metrics)
-from .tracking import clear_mot, frame_inputs, mot
+from .tracking import (BoxTrackingAccumulator, box_frame_inputs, clear_mot, clear_mot_boxes, frame_inputs, hota,
+                       hota_boxes, mot)
 from .versions import VERSIONS, version
 
 _LAZY = ("lpips", "LPIPSWeightsMissing")
@@ -30,12 +32,14 @@ __all__ = [
     "contingency", "segmentation_metrics", "SEGMENTATION_METRICS",
     # clustering (§4, §5)
     "semantic_scores", "semantic_from_confusion", "confusion_matrix", "cluster_accuracy", "clustering_accuracy",
-    # tracking (§6)
-    "clear_mot", "mot", "frame_inputs",
+    # tracking (§6): CLEAR-MOT, IDF1, HOTA of id maps and of float boxes
+    "clear_mot", "mot", "frame_inputs", "hota", "clear_mot_boxes", "hota_boxes", "box_frame_inputs",
+    "BoxTracks", "read_motchallenge",
     # images (§7, §8)
     "mse", "mse_sum", *_LAZY,
     # aggregation
-    "summarize", "SegmentationAccumulator", "TrackingAccumulator", "SemanticAccumulator", "MSEAccumulator",
+    "summarize", "SegmentationAccumulator", "TrackingAccumulator", "BoxTrackingAccumulator", "SemanticAccumulator",
+    "MSEAccumulator",
     "VERSIONS", "version", "CATALOGUE", "Metric",
 ]
 
