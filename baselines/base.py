@@ -12,9 +12,10 @@ whole split moves there with ``train.to(device)``). ``batch`` is a dict with ``v
 ``[B,T,H,W,C]`` (a torch tensor on ``ctx.device``). Image methods (``frame_by_frame=True``) see
 videos as ``[B*T,1,H,W,C]`` and the harness folds their predictions back.
 
-Hyper-parameters are one dataclass per method; ``Config.for_dataset(dataset, variant)`` returns the
-paper's per-dataset values (a classmethod the config may define), and the profile scales only
-steps and data (``ctx.scale_steps``).
+Hyper-parameters are one dataclass per method holding the paper's defaults; the per-dataset values are
+data, the method's ``dataset_settings`` table (``{"*": {...}, dataset: {...}, (dataset, variant): {...}}``,
+each value citing its source), which :meth:`Method.make_config` reads (:func:`dataset_overrides`). The
+profile scales only steps and data (``ctx.scale_steps``).
 
 Test-time slots: a split may declare the number of slots it is scored with (Bouncing Balls ``test_678``:
 9, as PROVIDE). A method whose weights do not depend on K says ``variable_slots = True`` and implements
@@ -29,27 +30,22 @@ import importlib
 import importlib.util
 import json
 import pkgutil
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping
 
+from ocbench_common import names as _names
+from ocbench_common.registry import Registry
+
 KINDS = frozenset({"image", "video", "colour", "binary"})
 ENTRY_POINT_GROUP = "ocbench.methods"
-# Every name that becomes part of a path (method, dataset, variant, split, profile): lower-case letters,
-# digits, ``_ . -``; no ``/``, no leading dot, no ``__`` (the run id's separator); at most 48 characters.
-# The same pattern is ``generators.core.NAME_PATTERN`` (a test keeps them equal: neither package may
-# import the other).
-NAME_PATTERN = r"(?!.*__)[a-z0-9_][a-z0-9_.-]{0,47}"
-_NAME_RE = re.compile(NAME_PATTERN)
+# Every name that becomes part of a path (method, dataset, variant, split, profile): the project's one pattern
+NAME_PATTERN = _names.NAME_PATTERN
 
 
 def check_name(value: Any, what: str = "method name") -> str:
     """``value`` if it is a safe name (:data:`NAME_PATTERN`), else :class:`MethodError` saying why."""
-    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
-        raise MethodError(f"invalid {what} {value!r}: names must match {NAME_PATTERN} (lower-case letters, "
-                          f"digits, '_', '.', '-'; no '/', no leading '.', no '__', at most 48 characters)")
-    return value
+    return _names.check_name(value, what, MethodError)
 
 
 class MethodError(Exception):
@@ -179,12 +175,21 @@ class Method:
             return False
         return True
 
+    # per-dataset hyper-parameters as data: {"*": every dataset, dataset: ..., (dataset, variant): ...},
+    # merged in that order over the Config's defaults (see dataset_overrides); a comment cites each value
+    dataset_settings: ClassVar[Mapping[Any, Mapping[str, Any]]] = {}
+
     @classmethod
     def make_config(cls, dataset: str, variant: str, overrides: Mapping[str, Any] | None = None):
+        """The Config for (dataset, variant): the paper's defaults, the ``dataset_settings`` rows that apply,
+        then ``overrides`` (``--set``). A plugin Config may still define ``for_dataset`` instead of a table."""
         if cls.Config is None:
             return None
         maker = getattr(cls.Config, "for_dataset", None)
-        cfg = maker(dataset, variant) if maker else cls.Config()
+        if cls.dataset_settings or maker is None:
+            cfg = config_for(cls.Config, cls.dataset_settings, dataset, variant, what=cls.name)
+        else:
+            cfg = maker(dataset, variant)
         if overrides:
             names = {f.name for f in dataclasses.fields(cfg)}
             bad = sorted(set(overrides) - names)
@@ -192,6 +197,27 @@ class Method:
                 raise MethodError(f"{cls.name}: unknown hyper-parameters {bad}; valid: {sorted(names)}")
             cfg = dataclasses.replace(cfg, **dict(overrides))
         return cfg
+
+
+def dataset_overrides(table: Mapping[Any, Mapping[str, Any]], dataset: str, variant: str | None) -> dict:
+    """The hyper-parameters ``table`` sets for (dataset, variant): its ``"*"`` row, then the dataset's, then the
+    ``(dataset, variant)`` row, later rows winning (a variant lists only what differs from its dataset)."""
+    out: dict[str, Any] = {}
+    for key in ("*", dataset, (dataset, variant)):
+        out.update(table.get(key, {}))
+    return out
+
+
+def config_for(config: type, table: Mapping[Any, Mapping[str, Any]], dataset: str, variant: str | None,
+               what: str = "") -> Any:
+    """``config(**dataset_overrides(...))``; a row naming a field the Config lacks is a MethodError."""
+    values = dataset_overrides(table, dataset, variant)
+    names = {f.name for f in dataclasses.fields(config)}
+    bad = sorted(set(values) - names)
+    if bad:
+        raise MethodError(f"{what or config.__name__}: the per-dataset settings of {dataset!r} name {bad}, which "
+                          f"{config.__name__} does not have; valid: {sorted(names)}")
+    return config(**values)
 
 
 class ModelSlots:
@@ -211,11 +237,23 @@ class ModelSlots:
         model.set_num_slots(k)
 
 
-_METHODS: dict[str, type[Method]] = {}
-# where each registered method came from, stored in every record it makes (``method_origin``):
+def _method_owner(cls: type, origin: dict | None) -> str:
+    """Who registered a method, for the registry's collision check: a plugin file, an entry point, a module."""
+    o = origin or {}
+    if o.get("path"):
+        return f"plugin {o['path']}"
+    if o.get("kind") == "entry_point":
+        return f"entry point {o.get('name')} = {o.get('value')}"
+    return f"module {o.get('module') or getattr(cls, '__module__', '?')}"
+
+
+# the methods, and where each came from (stored in every record it makes, ``method_origin``):
 # {"kind": "builtin", "module": ...}, {"kind": "entry_point", "name": ..., "value": ...},
 # {"kind": "plugin", "path": ..., "sha256": <of the file as imported>} or {"kind": "module", "module": ...}
-_ORIGINS: dict[str, dict] = {}
+_REG: Registry[type[Method]] = Registry("method", MethodError, discover=lambda: _discover_modules(),
+                                        owner=_method_owner)
+_METHODS: dict[str, type[Method]] = _REG.entries
+_ORIGINS: dict[str, dict] = _REG.meta
 # the origin of the code being imported right now (set by _discover and load_plugin), None otherwise
 _LOADING: dict | None = None
 
@@ -259,8 +297,11 @@ def register_method(name: str, *, kinds: set[str] | frozenset[str], config: type
         else:
             cls.frame_by_frame = "video" not in kinds
         cls.learned = learned
-        _METHODS[name] = cls
-        _ORIGINS[name] = origin
+        # a plugin may take another plugin's name, and a built-in one when asked (--replace-builtin); any
+        # other owner's name is refused by the registry (two modules calling themselves "slot_attention")
+        replacing = origin["kind"] in ("plugin", "entry_point") and (
+            held is None or held["kind"] == "plugin" or bool((_LOADING or {}).get("replace_builtin")))
+        _REG.add(name, cls, origin, replace=replacing)
         return cls
 
     return deco
@@ -268,26 +309,22 @@ def register_method(name: str, *, kinds: set[str] | frozenset[str], config: type
 
 def method_origin(name: str) -> dict | None:
     """Where the registered method ``name`` came from (a copy), or None for a name nobody registered."""
-    _discover()
+    _REG.discover()
     o = _ORIGINS.get(name)
     return dict(o) if o is not None and name in _METHODS else None
 
 
-_DISCOVERED = False
-
-
 def _restore(methods_before: dict, origins_before: dict) -> None:
-    _METHODS.clear()
-    _METHODS.update(methods_before)
-    _ORIGINS.clear()
-    _ORIGINS.update(origins_before)
+    _REG.restore((methods_before, origins_before))
 
 
 def _discover() -> None:
-    global _DISCOVERED, _LOADING
-    if _DISCOVERED:
-        return
-    _DISCOVERED = True
+    _REG.discover()
+
+
+def _discover_modules() -> None:
+    """The registry's discovery (run once): the package's method modules, then the entry points."""
+    global _LOADING
     pkg = sys.modules[__package__]
     for m in pkgutil.iter_modules(pkg.__path__):
         if not m.name.startswith("_") and m.name not in ("base",):
@@ -300,7 +337,7 @@ def _discover() -> None:
         print(f"warning: the {ENTRY_POINT_GROUP} entry points could not be listed: {e}", file=sys.stderr)
         eps = []
     for ep in eps:
-        before = (dict(_METHODS), dict(_ORIGINS))
+        before = _REG.snapshot()
         _LOADING = {"kind": "entry_point", "name": ep.name, "value": ep.value}
         try:
             ep.load()
@@ -334,7 +371,7 @@ def load_plugin(path: str | Path, *, replace_builtin: bool = False) -> list[str]
         source = Path(key).read_bytes()  # hash and run the same bytes
     except OSError as e:
         raise MethodError(f"plugin {path} cannot be read: {e}") from e
-    before = (dict(_METHODS), dict(_ORIGINS))
+    before = _REG.snapshot()
     mod_name = "ocbench_plugin_" + hashlib.sha1(key.encode()).hexdigest()[:10]
     spec = importlib.util.spec_from_file_location(mod_name, key)
     module = importlib.util.module_from_spec(spec)
@@ -371,15 +408,11 @@ def load_plugin(path: str | Path, *, replace_builtin: bool = False) -> list[str]
 
 
 def methods() -> dict[str, type[Method]]:
-    _discover()
-    return dict(_METHODS)
+    return _REG.as_dict()
 
 
 def get_method(name: str) -> type[Method]:
-    reg = methods()
-    if name not in reg:
-        raise MethodError(f"unknown method {name!r}; valid methods: {sorted(reg)}")
-    return reg[name]
+    return _REG.get(name)
 
 
 def config_hash(config: Any) -> str:

@@ -22,7 +22,7 @@ from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .base import FitContext, Method, Prediction, register_method
+from .base import FitContext, Method, Prediction, config_for, register_method
 
 
 @dataclasses.dataclass
@@ -41,19 +41,22 @@ class ConnCompConfig:
     max_match_px: float = math.inf
 
     @classmethod
-    def for_dataset(cls, dataset: str, variant: str) -> "ConnCompConfig":
-        if dataset == "scattered_mnist":
-            # digit strokes are grey-level alpha: a higher threshold drops the faint rim that would
-            # glue neighbouring digits together, and 8-connectivity keeps thin diagonal strokes whole
-            return cls(fg_threshold=0.25, connectivity=8, min_pixels=4)
-        if dataset == "scattered_shapes":
-            # supersampled shape edges are blends with black: same hue, lower value (cosine ~1)
-            return cls(connectivity=8)
-        if dataset == "multi_dsprites":
-            # binary rasterisation, flat colours; the background is a random grey, so the colour test
-            # is what separates a desaturated sprite from it
-            return cls(fg_threshold=0.02, colour_cos=0.999)
-        return cls()
+    def for_dataset(cls, dataset: str, variant: str | None = None) -> "ConnCompConfig":
+        """The config :data:`DATASET_SETTINGS` gives (dataset, variant)."""
+        return config_for(cls, DATASET_SETTINGS, dataset, variant)
+
+
+# Per-dataset thresholds (ocbench's, set from each renderer; the SILOT supplement gives none).
+DATASET_SETTINGS = {
+    # digit strokes are grey-level alpha: a higher threshold drops the faint rim that would glue neighbouring
+    # digits together, and 8-connectivity keeps thin diagonal strokes whole
+    "scattered_mnist": {"fg_threshold": 0.25, "connectivity": 8, "min_pixels": 4},
+    # supersampled shape edges are blends with black: same hue, lower value (cosine ~1)
+    "scattered_shapes": {"connectivity": 8},
+    # binary rasterisation, flat colours; the background is a random grey, so the colour test is what
+    # separates a desaturated sprite from it
+    "multi_dsprites": {"fg_threshold": 0.02, "colour_cos": 0.999},
+}
 
 
 def _frame_background(frames: np.ndarray) -> np.ndarray:
@@ -203,6 +206,8 @@ def track_video(labels: np.ndarray, video: np.ndarray, cfg: ConnCompConfig, stat
 @register_method("conncomp", kinds={"image", "video", "colour", "binary"}, config=ConnCompConfig, learned=False)
 class ConnComp(Method):
     """Non-learned: colour connected components per frame, Hungarian linking over time."""
+
+    dataset_settings = DATASET_SETTINGS
 
     def fit(self, train, val, ctx: FitContext) -> None:
         return None  # nothing to learn

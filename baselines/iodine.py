@@ -78,7 +78,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ModelSlots, register_method
+from .base import ModelSlots, config_for, register_method
 from .nn import BroadcastDecoder, coord_channels, gaussian_log_prob, logistic_log_prob
 from .trainer import LearnedImageMethod, TrainSettings
 
@@ -90,7 +90,7 @@ CAPACITY = 0.5  # the constant "capacity" / "flat_capacity" inputs (io L542-544,
 @dataclasses.dataclass
 class IODINEConfig(TrainSettings):
     """Defaults = the Multi-dSprites model, ``configurations.py::multi_dsprites`` (cfg L133-255);
-    ``for_dataset`` gives the others. The paper batch is kept on one device, so the code's lr rule
+    :data:`DATASET_SETTINGS` gives the others. The paper batch is kept on one device, so the code's lr rule
     3e-4 * sqrt(B / paper batch) gives 3e-4."""
 
     num_slots: int | None = None  # None: max objects + 1 (background); cfg L135 (6) / L260 (4)
@@ -120,18 +120,26 @@ class IODINEConfig(TrainSettings):
 
     @classmethod
     def for_dataset(cls, dataset: str, variant: str | None = None) -> "IODINEConfig":
-        """Tetrominoes (cfg L258-369): K=4, z=32, no LSTM, batch 256. Multi-dSprites (cfg L133-255): K=6,
-        z=16, LSTM 128, batch 128. Others (not in the papers): the Multi-dSprites model with K = max objects
-        + 1 (Bouncing Balls 5, as PROVIDE; Scattered MNIST/Shapes 7 or 13) and batch 32."""
-        if dataset == "tetrominoes":
-            return cls(num_slots=4, latent=32, lstm=0, batch_size=256)
-        if dataset == "multi_dsprites":
-            return cls(num_slots=6, latent=16, batch_size=128)
-        if dataset == "bouncing_balls":
-            return cls(num_slots=5, batch_size=32)
-        if dataset in ("scattered_mnist", "scattered_shapes"):
-            return cls(num_slots=13 if variant == "max12" else 7, batch_size=32)
-        return cls(batch_size=32)
+        """The config :data:`DATASET_SETTINGS` gives (dataset, variant)."""
+        return config_for(cls, DATASET_SETTINGS, dataset, variant)
+
+
+# Per-dataset values. Datasets not in the papers get the Multi-dSprites model with K = max objects + 1 and
+# batch 32 (the "*" row).
+DATASET_SETTINGS = {
+    "*": {"batch_size": 32},
+    # Tetrominoes, cfg L258-369: K=4 (L260), n_z 32 (L259), no LSTM (L317), batch 8 x 32 (L264-267)
+    "tetrominoes": {"num_slots": 4, "latent": 32, "lstm": 0, "batch_size": 256},
+    # Multi-dSprites, cfg L133-255: K=6 (L135), n_z 16 (L134), LSTM 128 (L200), batch 8 x 16 (L139-142)
+    "multi_dsprites": {"num_slots": 6, "latent": 16, "batch_size": 128},
+    # not in the papers: 4 balls + background, as PROVIDE
+    "bouncing_balls": {"num_slots": 5},
+    # not in the papers: max6 -> 7, max12 -> 13 (max objects + background)
+    "scattered_mnist": {"num_slots": 7},
+    ("scattered_mnist", "max12"): {"num_slots": 13},
+    "scattered_shapes": {"num_slots": 7},
+    ("scattered_shapes", "max12"): {"num_slots": 13},
+}
 
 
 class SonnetLayerNorm(nn.Module):
@@ -339,6 +347,8 @@ class IODINEModel(nn.Module):
 class IODINE(ModelSlots, LearnedImageMethod):
     """IODINE; masks are the argmax of the last decode's mixture weights, ids 1..K (K may change at test time:
     ``set_eval_slots``)."""
+
+    dataset_settings = DATASET_SETTINGS
 
     def build_model(self) -> nn.Module:
         _, h, w, c = self.info.shape

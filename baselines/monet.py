@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ModelSlots, register_method
+from .base import ModelSlots, config_for, register_method
 from .nn import BroadcastDecoder, gaussian_log_prob, kl_normal_std
 from .trainer import LearnedImageMethod, TrainSettings
 
@@ -72,19 +72,24 @@ class MONetConfig(TrainSettings):
 
     @classmethod
     def for_dataset(cls, dataset: str, variant: str | None = None) -> "MONetConfig":
-        """The same model everywhere; only K and the U-Net depth (by image size) change. Multi-dSprites K=6
-        (IODINE's K for the same data: the paper row does not state MONet's). Tetrominoes (35², no paper
-        row): K=4, 4 U-Net blocks (int(log2(35) - 1)). Others (not in the papers): K = max objects + 1
-        (Bouncing Balls 5; Scattered MNIST/Shapes 7 for ``max6``, 13 for ``max12``)."""
-        if dataset == "tetrominoes":
-            return cls(num_slots=4, unet_blocks=4)
-        if dataset == "multi_dsprites":
-            return cls(num_slots=6)
-        if dataset == "bouncing_balls":
-            return cls(num_slots=5)
-        if dataset in ("scattered_mnist", "scattered_shapes"):
-            return cls(num_slots=13 if variant == "max12" else 7)
-        return cls()
+        """The config :data:`DATASET_SETTINGS` gives (dataset, variant)."""
+        return config_for(cls, DATASET_SETTINGS, dataset, variant)
+
+
+# The same model everywhere; only K and the U-Net depth (by image size) change.
+DATASET_SETTINGS = {
+    # Tetrominoes (35x35, no paper row): K=4; 4 U-Net blocks = int(log2(35) - 1) (genesis monet_config.py)
+    "tetrominoes": {"num_slots": 4, "unet_blocks": 4},
+    # Multi-dSprites: K=6, IODINE's K for the same data (cfg L135); the paper row does not state MONet's
+    "multi_dsprites": {"num_slots": 6},
+    # not in the papers: 4 balls + background
+    "bouncing_balls": {"num_slots": 5},
+    # not in the papers: max6 -> 7, max12 -> 13 (max objects + background)
+    "scattered_mnist": {"num_slots": 7},
+    ("scattered_mnist", "max12"): {"num_slots": 13},
+    "scattered_shapes": {"num_slots": 7},
+    ("scattered_shapes", "max12"): {"num_slots": 13},
+}
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -199,6 +204,8 @@ class MONetModel(nn.Module):
 class MONet(ModelSlots, LearnedImageMethod):
     """MONet; masks are the argmax of the attention masks, ids 1..K (id 1 = the first, background step; K may
     change at test time: ``set_eval_slots``)."""
+
+    dataset_settings = DATASET_SETTINGS
 
     def build_model(self) -> nn.Module:
         _, h, w, c = self.info.shape

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ModelSlots, register_method
+from .base import ModelSlots, config_for, register_method
 from .nn import BroadcastDecoder, SoftPositionEmbed
 from .trainer import LearnedImageMethod, TrainSettings
 
@@ -60,20 +60,26 @@ class SlotAttentionConfig(TrainSettings):
 
     @classmethod
     def for_dataset(cls, dataset: str, variant: str | None = None) -> "SlotAttentionConfig":
-        """Per-dataset values. Tetrominoes K=4, slot 32 (35x35); Multi-dSprites K=6, slot 64 (64x64)
-        (EMORL configs ``"K"``, ``"z_size"``). Others are not in the papers: K = max objects + 1, slot 64:
-        Bouncing Balls (4 balls) K=5; Scattered MNIST/Shapes K=7 (``max6``) or 13 (``max12``);
-        Multi-dSprites ``binarized`` (2-3 sprites) keeps the paper's K=6 model unchanged. The decoder is
-        EMORL's "small" decoder everywhere."""
-        if dataset == "tetrominoes":
-            return cls(num_slots=4, slot_size=32)
-        if dataset == "multi_dsprites":
-            return cls(num_slots=6, slot_size=64)
-        if dataset == "bouncing_balls":
-            return cls(num_slots=5)
-        if dataset in ("scattered_mnist", "scattered_shapes"):
-            return cls(num_slots=13 if variant == "max12" else 7)
-        return cls()
+        """The config :data:`DATASET_SETTINGS` gives (dataset, variant)."""
+        return config_for(cls, DATASET_SETTINGS, dataset, variant)
+
+
+# Per-dataset values (the decoder is EMORL's "small" decoder everywhere). Datasets not in the papers get
+# K = max objects + 1 and slot 64.
+DATASET_SETTINGS = {
+    # EMORL configs/train/tetrominoes/SlotAttention.json: "K" 4, "z_size" 32 (35x35 images)
+    "tetrominoes": {"num_slots": 4, "slot_size": 32},
+    # EMORL configs/train/multi_dsprites/SlotAttention.json: "K" 6, "z_size" 64 (64x64); the binarized
+    # variant (2-3 sprites) keeps the paper's K=6 model unchanged
+    "multi_dsprites": {"num_slots": 6, "slot_size": 64},
+    # not in the papers: 4 balls + background
+    "bouncing_balls": {"num_slots": 5},
+    # not in the papers: max6 -> 7, max12 -> 13 (max objects + background)
+    "scattered_mnist": {"num_slots": 7},
+    ("scattered_mnist", "max12"): {"num_slots": 13},
+    "scattered_shapes": {"num_slots": 7},
+    ("scattered_shapes", "max12"): {"num_slots": 13},
+}
 
 
 class SlotAttentionModule(nn.Module):
@@ -179,6 +185,8 @@ class SlotAttentionAutoEncoder(nn.Module):
 class SlotAttention(ModelSlots, LearnedImageMethod):
     """Slot Attention; masks are the argmax of the decoder's alpha masks, ids 1..K (K may change at test time:
     ``set_eval_slots``)."""
+
+    dataset_settings = DATASET_SETTINGS
 
     def build_model(self) -> nn.Module:
         _, h, w, c = self.info.shape

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import pickle
 import time
 from pathlib import Path
@@ -36,6 +35,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 from torch import nn
+
+from ocbench_common.files import atomic_write
 
 from .base import DatasetInfo, FitContext, Method, Prediction
 from .nn import to_unit
@@ -112,17 +113,30 @@ class Schedule:
         return warm * self.decay_rate ** (step / self.decay_steps)
 
 
+class DeviceError(RuntimeError, ValueError):
+    """A device that cannot be used here. A ValueError too, so the CLI reports it as a bad argument."""
+
+
 def resolve_device(requested: str | torch.device | None = None) -> torch.device:
-    """CUDA when available unless ``requested`` names a device; a CUDA request without CUDA is an error."""
+    """CUDA when available unless ``requested`` names a device; a CUDA request without CUDA is an error.
+
+    The project's one device resolver: the trainer, ``benchmark.runner`` and the CLI's ``--device`` use it.
+    """
     if requested in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(requested)
+    try:
+        dev = torch.device(requested)
+    except (RuntimeError, TypeError) as e:
+        raise DeviceError(f"device={requested!r} is not a device torch knows (e.g. cpu, cuda, cuda:1, auto): "
+                          f"{e}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={requested!r} was requested but CUDA is not available here")
+        raise DeviceError(f"device={requested!r} was requested but CUDA is not available here")
     return dev
 
 
 def seed_everything(seed: int) -> None:
+    """Seed torch (every device) and numpy's global generator: the project's one seeding helper, used by
+    the trainer and by ``benchmark.runner`` before each unit builds its method."""
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
 
@@ -271,14 +285,7 @@ def _channels_last(model: nn.Module) -> None:
 
 def _save_atomic(obj: Any, path: Path) -> None:
     """Write beside ``path`` and rename: a crash or a full disk leaves the old checkpoint, not half a new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "rng", "step", "curve", "seconds")

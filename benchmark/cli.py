@@ -172,7 +172,9 @@ def cmd_run(a) -> int:
 
         for m in method_names:
             get_method(m)
-    device = runner.resolve_device(a.device)
+    from baselines.trainer import resolve_device  # the one device resolver (DeviceError is a ValueError)
+
+    device = str(resolve_device(a.device))
     units, incompatible = runner.plan(method_names, datasets, a.profile, a.seeds)
     opts = runner.RunOptions(profile=a.profile, device=device, results=Path(a.results or default_root()),
                              data_root=a.data_root, work_dir=Path(a.work_dir), retry_failed=a.retry_failed,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import generators
+from ocbench_common.files import atomic_write
 
 from .runner import record_base
 from .scoring import SplitScorer, check_prediction, class_field, pixel_classes, true_classes
@@ -199,13 +199,9 @@ def export_split(dataset: str, split: str, out: str | os.PathLike, *, variant: s
               "manifest": np.array(json.dumps(ds.manifest, sort_keys=True))}
     for k, a in ds.objects.items():
         arrays[f"objects.{k}"] = np.asarray(a)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npz", dir=out.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return out
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file, not a path: np.savez would add ".npz" to the temporary's name
+            np.savez(f, **arrays)
+
+    return atomic_write(out, write)

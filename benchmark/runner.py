@@ -33,7 +33,7 @@ import generators
 from baselines import DatasetInfo, FitContext, config_hash, get_method, load_plugin, methods
 
 from . import scoring
-from .profiles import get_run_profile
+from .profiles import RunProfile, get_run_profile
 from .store import ResultsStore, path_inside, run_id
 
 
@@ -128,16 +128,6 @@ def _packages() -> dict[str, str]:
     return out
 
 
-def resolve_device(device: str | None) -> str:
-    import torch
-
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine")
-    return device
-
-
 def _device_name(device: str) -> str:
     import torch
 
@@ -164,6 +154,11 @@ class RunOptions:
     # wall-clock seconds per unit (fit and scoring, in its own process); None: the profile's; 0: no limit
     unit_timeout_s: float | None = None
     replace_builtin: bool = False  # plugins may replace built-in methods (--replace-builtin), in workers too
+    # what ``profile`` means for the run (seeds, budgets, caps), resolved once here and carried to every unit
+    run_profile: RunProfile = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        self.run_profile = get_run_profile(self.profile)  # an unknown profile fails here, before any unit
 
 
 def apply_caps(cfg, caps: dict, explicit: dict):
@@ -175,18 +170,20 @@ def apply_caps(cfg, caps: dict, explicit: dict):
     return dataclasses.replace(cfg, **lower) if lower else cfg
 
 
-def unit_splits(unit: Unit, profile: str) -> list[str]:
-    """The test splits a unit is scored on (learned methods on a preview profile: the main ones)."""
-    spec = generators.get_spec(unit.dataset)
-    splits = spec.test_splits(profile, unit.variant)
-    prof = get_run_profile(profile)
+def unit_splits(unit: Unit, profile: RunProfile | str) -> list[str]:
+    """The test splits a unit is scored on (learned methods on a preview profile: the main ones).
+
+    ``profile``: the run's resolved profile (``RunOptions.run_profile``); a name is resolved here.
+    """
+    prof = profile if isinstance(profile, RunProfile) else get_run_profile(profile)
+    splits = generators.get_spec(unit.dataset).test_splits(prof.name, unit.variant)
     if prof.learned_splits is not None and get_method(unit.method).learned:
         splits = [s for s in splits if s in prof.learned_splits]
     return splits
 
 
 def unit_done(unit: Unit, opts: RunOptions, store: ResultsStore) -> bool:
-    for split in unit_splits(unit, opts.profile):
+    for split in unit_splits(unit, opts.run_profile):
         rec = store.get(run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile),
                         opts.profile)
         if rec is None or (opts.retry_failed and rec.get("status") != "ok"):
@@ -261,8 +258,8 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print,
     for p in opts.plugins:  # in a worker process of --jobs, plugins are imported again
         load_plugin(p, replace_builtin=opts.replace_builtin)
     store = ResultsStore(opts.results)
-    prof = get_run_profile(opts.profile)
-    splits = unit_splits(unit, opts.profile)
+    prof = opts.run_profile
+    splits = unit_splits(unit, prof)
     records: list[dict] = []
     t_fit = 0.0
     cfg = None
@@ -270,8 +267,7 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print,
     t0 = time.time()
     events("phase", "fit")
     try:
-        import numpy as np
-        import torch
+        from baselines.trainer import seed_everything
 
         cls = get_method(unit.method)
         train = generators.load(unit.dataset, "train", unit.variant, opts.profile, opts.data_root)
@@ -279,8 +275,7 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print,
         info = dataset_info(unit.dataset, unit.variant, train)
         cfg = apply_caps(cls.make_config(unit.dataset, unit.variant, opts.overrides.get(unit.method)),
                          prof.config_caps, opts.overrides.get(unit.method) or {})
-        torch.manual_seed(unit.seed)
-        np.random.seed(unit.seed % (2**32))
+        seed_everything(unit.seed)
         # the config hash is part of the folder: a checkpoint never resumes a run with other settings
         ckpt = path_inside(opts.work_dir, opts.profile,
                            f"{unit.method}__{unit.dataset}__{unit.variant}__s{unit.seed}__{config_hash(cfg)}")
@@ -338,7 +333,7 @@ def failed_records(unit: Unit, opts: RunOptions, err: str, phase: str, cfg=None,
     """One failed record per test split of the unit, with the error text and the phase it failed in."""
     return [dict(_record_base(unit, opts, split, cfg), status="failed", error=err, phase=phase, metrics={},
                  train_seconds=round(train_seconds, 3), eval_seconds=0.0)
-            for split in unit_splits(unit, opts.profile)]
+            for split in unit_splits(unit, opts.run_profile)]
 
 
 def _record_base(unit: Unit, opts: RunOptions, split: str, cfg) -> dict:
@@ -436,7 +431,7 @@ def _unit_main(unit: Unit, opts: RunOptions, blobs: list[bytes], msgs, out, thre
         except Exception:
             continue
         if isinstance(obj, generators.DatasetSpec):
-            generators.register_dataset(obj)
+            generators.register_dataset(obj, replace=True)  # the spec the grid ran with wins
 
     def send(kind: str, value) -> None:
         msgs.send((kind, value))
@@ -566,7 +561,7 @@ def run_grid(units: Sequence[Unit], opts: RunOptions, jobs: int = 1,
     store = ResultsStore(opts.results)
     for p in store.sweep_temporary(opts.profile):
         log(f"removed {p}, left by a writer that died mid-write")
-    prof = get_run_profile(opts.profile)
+    prof = opts.run_profile
     limit = opts.unit_timeout_s if opts.unit_timeout_s is not None else prof.unit_timeout_s
     limit = limit if limit and limit > 0 else None
     todo = []
@@ -633,7 +628,7 @@ def run_grid(units: Sequence[Unit], opts: RunOptions, jobs: int = 1,
                 failures.append(f"{r['run_id']}: {r['error'].splitlines()[0] if r.get('error') else '?'}")
         if job.store_error:
             have = {r["split"] for r in job.records}
-            for split in unit_splits(unit, opts.profile):
+            for split in unit_splits(unit, opts.run_profile):
                 if split not in have:
                     failed += 1
                     failures.append(f"{run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile)}"
@@ -675,7 +670,7 @@ def run_grid(units: Sequence[Unit], opts: RunOptions, jobs: int = 1,
     not_run = len(pending)
     if store_error is not None:
         for u in pending:
-            for split in unit_splits(u, opts.profile):
+            for split in unit_splits(u, opts.run_profile):
                 failed += 1
                 failures.append(f"{run_id(u.method, u.dataset, u.variant, split, u.seed, opts.profile)}: not run "
                                 f"(the results store refused a write)")

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from generators.core import DatasetError, check_name
+from ocbench_common.files import atomic_write_text, temp_glob
+from ocbench_common.names import check_name
 
 SCHEMA = 1
 ENV_RESULTS = "OCBENCH_RESULTS"
@@ -38,10 +38,7 @@ class UnsafeNameError(ValueError):
 
 def safe_name(value, what: str) -> str:
     """``value`` if it matches ``NAME_PATTERN`` (the one pattern of every registry), else UnsafeNameError."""
-    try:
-        return check_name(value, what)
-    except DatasetError as e:
-        raise UnsafeNameError(str(e)) from None
+    return check_name(value, what, UnsafeNameError)
 
 
 def path_inside(root: str | os.PathLike, *parts: str) -> Path:
@@ -58,39 +55,6 @@ def run_id(method: str, dataset: str, variant: str, split: str, seed: int, profi
     for what, v in zip(NAME_FIELDS, (method, dataset, variant, split, profile)):
         safe_name(v, what)
     return f"{method}__{dataset}__{variant}__{split}__s{int(seed)}__{profile}"
-
-
-def _create_temporary(folder: Path, name: str) -> tuple[int, str]:
-    """A new, exclusive ``.<name>.<random>.tmp`` in ``folder``, created with mode 0666 less the umask.
-
-    (``tempfile.mkstemp`` makes 0600 files: records no one else could read.)
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-    for _ in range(100):
-        tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary file name for {name} in {folder}")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_temporary(path.parent, path.name)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _clean(x):
@@ -163,7 +127,7 @@ class ResultsStore:
         gone = []
         if folder.is_dir():
             cutoff = time.time() - older_than_s
-            for p in folder.glob(".*.json.*.tmp"):
+            for p in folder.glob(temp_glob("*.json")):  # the names ocbench_common.files writes through
                 try:
                     if p.is_file() and not p.is_symlink() and p.stat().st_mtime < cutoff:
                         p.unlink()

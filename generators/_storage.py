@@ -2,7 +2,8 @@
 sweep of orphans left by dead writers, space reserved up front, and the swap of a finished split.
 
 Kept apart from :mod:`generators.core` (registry, seeds, manifests, verification): this is the file
-system side of the split writer. Imports nothing from the project except, lazily, the name pattern.
+system side of the split writer. Imports nothing from the project but the shared name pattern
+(:mod:`ocbench_common.names`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import shutil
 import socket
 import time
 from pathlib import Path
+
+from ocbench_common.names import NAME_RE as _NAME_RE
 
 try:
     import fcntl
@@ -125,8 +128,6 @@ def sweep_orphans(parent: str | os.PathLike) -> list[Path]:
     earlier versions until a day old. Call it under the exclusive :func:`split_lock` of ``parent``
     (generation does, at every start).
     """
-    from .core import _NAME_RE  # the registries' name pattern (core imports this module at its top)
-
     parent = Path(parent)
     swept: list[Path] = []
     try:

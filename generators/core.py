@@ -36,6 +36,10 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from ocbench_common import names as _names
+from ocbench_common.files import atomic_write_text
+from ocbench_common.registry import Registry
+
 from ._storage import _make_temp, _remove, _reserve, _swap_in, split_lock, sweep_orphans  # noqa: F401
 from ._storage import _host, _start_ticks  # noqa: F401  (tests name the writer of a temporary folder)
 
@@ -54,18 +58,14 @@ class DatasetError(Exception):
     """Unknown names, missing or corrupt splits: always with a message that says what to do."""
 
 
-# Every name that becomes part of a path (dataset, variant, split, view, profile); the same pattern is
-# ``baselines.base.NAME_PATTERN`` (a test keeps them equal: neither package may import the other).
-NAME_PATTERN = r"(?!.*__)[a-z0-9_][a-z0-9_.-]{0,47}"
-_NAME_RE = re.compile(NAME_PATTERN)
+# Every name that becomes part of a path (dataset, variant, split, view, profile): the project's one pattern
+NAME_PATTERN = _names.NAME_PATTERN
+_NAME_RE = _names.NAME_RE
 
 
 def check_name(value: Any, what: str = "dataset name") -> str:
     """``value`` if it is a safe name (:data:`NAME_PATTERN`), else :class:`DatasetError` saying why."""
-    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
-        raise DatasetError(f"invalid {what} {value!r}: names must match {NAME_PATTERN} (lower-case letters, "
-                           f"digits, '_', '.', '-'; no '/', no leading '.', no '__', at most 48 characters)")
-    return value
+    return _names.check_name(value, what, DatasetError)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,10 +157,24 @@ class DatasetSpec:
         return int(self.sizes[profile][split])
 
 
-_REGISTRY: dict[str, DatasetSpec] = {}
+def _discover() -> None:
+    import importlib
+
+    importlib.import_module(f"{__package__}._discover")  # imports every generator module once
 
 
-def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+def _render_module(spec: DatasetSpec, meta: Any) -> Any:
+    return getattr(spec.render, "__module__", None)
+
+
+# a dataset is owned by the module of its render function: another module's spec under a taken name is
+# refused (two generator files calling themselves "tetrominoes"), the owner may register it again
+_DATASETS: Registry[DatasetSpec] = Registry("dataset", DatasetError, discover=_discover, owner=_render_module)
+_REGISTRY = _DATASETS.entries  # the table itself (tests patch it)
+
+
+def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec:
+    """Register ``spec`` under ``spec.name``; a name another module registered is refused unless ``replace``."""
     check_name(spec.name)
     for v in spec.variants:
         check_name(v, f"variant name of {spec.name!r}")
@@ -181,21 +195,15 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"dataset {spec.name!r}: eval_slots[{split!r}] must be a positive integer (the "
                              f"number of slots it is scored with), got {k!r}")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return _DATASETS.add(spec.name, spec, replace=replace)
 
 
 def registry() -> dict[str, DatasetSpec]:
-    from . import _discover  # noqa: F401  (imports every generator module once)
-
-    return dict(_REGISTRY)
+    return _DATASETS.as_dict()
 
 
 def get_spec(name: str) -> DatasetSpec:
-    reg = registry()
-    if name not in reg:
-        raise DatasetError(f"unknown dataset {name!r}; valid datasets: {sorted(reg)}")
-    return reg[name]
+    return _DATASETS.get(name)
 
 
 def check_profile(profile: str) -> str:
@@ -403,10 +411,8 @@ def _write_split(spec: DatasetSpec, v: str, profile: str, split: str, n: int, cf
         "files": files,
         "seconds": round(time.time() - t0, 3),
     }
-    with open(tmp / "manifest.json", "w") as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
+    # inside the temporary folder, which is swapped in whole; the shared write adds the fsync
+    atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
 
 
 def generate_split(name: str, split: str, variant: str | None = None, profile: str = DEFAULT_PROFILE,

@@ -6,16 +6,34 @@ from hypothesis import given, settings, strategies as st
 
 import baselines.base as B
 import generators.core as G
-from benchmark.store import UnsafeNameError, path_inside, run_id
+import ocbench_common.names as N
+from benchmark.store import UnsafeNameError, path_inside, run_id, safe_name
 from generators.core import DatasetSpec, Variant
 
 HOSTILE = ["../../../evil", "/abs/path", "a/b", "<script>x</script>", "", ".hidden", "..", "A", "a__b",
            "x" * 49, "a\\b", "a b", "a\nb", "é"]
 
 
-def test_both_registries_use_the_same_pattern():
-    # neither package may import the other (DESIGN.md), so the pattern is written twice; it must agree
-    assert B.NAME_PATTERN == G.NAME_PATTERN
+def test_both_registries_use_the_one_pattern():
+    # neither package may import the other (DESIGN.md): both take it from the shared leaf package
+    assert B.NAME_PATTERN is N.NAME_PATTERN and G.NAME_PATTERN is N.NAME_PATTERN
+
+
+@pytest.mark.parametrize("bad", HOSTILE)
+def test_each_package_refuses_with_its_own_error_and_the_same_text(bad):
+    with pytest.raises(B.MethodError) as m:
+        B.check_name(bad, "thing")
+    with pytest.raises(G.DatasetError) as d:
+        G.check_name(bad, "thing")
+    with pytest.raises(UnsafeNameError) as s:
+        safe_name(bad, "thing")
+    assert str(m.value) == str(d.value) == str(s.value) and N.NAME_PATTERN in str(m.value)
+    assert not N.is_safe_name(bad)
+
+
+def test_pattern_accepts_the_names_in_use():
+    for good in ("tetrominoes", "test_678", "colored_on_grayscale", "v1.0-rc", "_toy", "x" * 48):
+        assert N.check_name(good) == good and B.check_name(good) == good and G.check_name(good) == good
 
 
 def test_every_registered_name_is_safe():
