@@ -20,7 +20,7 @@ import numpy as np
 
 import metrics as M
 from metrics import catalogue
-from metrics.lpips import MIN_SIZE
+from metrics.perceptual import MIN_SIZE
 
 
 class ClassField(NamedTuple):

@@ -34,7 +34,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    L = importlib.import_module("metrics.lpips")
+    L = importlib.import_module("metrics.perceptual")
     g = np.random.default_rng(0)
     x = torch.from_numpy(g.integers(0, 256, (a.n, a.size, a.size, 3), dtype=np.uint8)).to(a.device)
     y = torch.from_numpy(g.integers(0, 256, (a.n, a.size, a.size, 3), dtype=np.uint8)).to(a.device)

@@ -2,12 +2,11 @@
 
 Conventions: ``/work/shared/specs/metrics.md`` (cited as §n in the code). Inputs are numpy arrays or
 torch tensors; per-sample results are float64 ``[B]`` of the same kind (torch on the input's
-device). ``lpips`` and ``LPIPSWeightsMissing`` live in ``metrics.lpips`` and are loaded lazily, so
+device). ``lpips`` and ``LPIPSWeightsMissing`` live in ``metrics.perceptual`` and are loaded lazily, so
 ``import metrics`` never builds or loads a network.
 """
 from __future__ import annotations
 
-import sys
 import types
 from typing import Any
 
@@ -47,7 +46,7 @@ __all__ = [
 def _load_lpips() -> types.ModuleType:
     import importlib
 
-    return importlib.import_module(f"{__name__}.lpips")
+    return importlib.import_module(f"{__name__}.perceptual")
 
 
 def __getattr__(name: str) -> Any:
@@ -58,20 +57,3 @@ def __getattr__(name: str) -> Any:
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-class _MetricsPackage(types.ModuleType):
-    """Keeps ``metrics.lpips`` the *function* once the submodule of the same name is imported.
-
-    The import system binds a loaded submodule as an attribute of its package, which would
-    shadow the ``lpips`` function re-exported here; this setattr hook binds the function instead.
-    So ``metrics.lpips`` (and ``import metrics.lpips as x``) is the function; the module itself is
-    ``importlib.import_module("metrics.lpips")`` (``from metrics.lpips import X`` works as usual).
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "lpips" and isinstance(value, types.ModuleType):
-            value = getattr(value, "lpips", value)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _MetricsPackage

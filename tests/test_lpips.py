@@ -1,4 +1,4 @@
-"""LPIPS v0.1 (metrics/lpips.py): published fixture distances, properties, weight loading, errors.
+"""LPIPS v0.1 (metrics/perceptual.py): published fixture distances, properties, weight loading, errors.
 
 VGG runs at 32x32 to stay fast; the published numbers are checked with AlexNet at 64x64.
 """
@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
-# the module itself: ``metrics.lpips`` as an attribute is the re-exported function (metrics/__init__)
-L = importlib.import_module("metrics.lpips")
+# the module (``metrics.lpips`` is the re-exported function)
+L = importlib.import_module("metrics.perceptual")
 LPIPS, LPIPSWeightsMissing, lpips = L.LPIPS, L.LPIPSWeightsMissing, L.lpips
 
 FIX = Path(os.environ.get("OCBENCH_SHARED", "/work/shared")) / "fixtures" / "lpips"
