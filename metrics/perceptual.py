@@ -332,13 +332,15 @@ class LPIPS(nn.Module):
         _check_net(net)
         self.net = net
         self.name = f"lpips/0.1 {net}"
-        self.features = _FEATURES[net]()
+        w = _weights(net, backbone_weights)
+        with torch.device("meta"):  # no random initialisation (0.3 s for VGG16) of weights loaded next
+            self.features = _FEATURES[net]()
         self.taps = _TAPS[net]
         # only the layers up to the last tap are ever run; the rest are kept so that the
         # torchvision state-dict keys match one to one.
-        w = _weights(net, backbone_weights)
         self.features.load_state_dict(
-            {k[len("features."):]: v for k, v in w.items() if k.startswith("features.")}, strict=True)
+            {k[len("features."):]: v.clone() for k, v in w.items() if k.startswith("features.")}, strict=True,
+            assign=True)
         for k in range(5):
             self.register_buffer(f"lin{k}", w[f"lin{k}"].clone())
         self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
