@@ -209,8 +209,14 @@ def _build_leaderboard(results_root: Path, profile: str | None):
 
     store = ResultsStore(results_root)
     recs = store.records(profile)  # invalid records are left out, each named by its file in problems
+    warned = list(store.problems)
+    if profile and profile != leaderboard.REFERENCE_PROFILE:
+        # the reference runs of the store (the committed GPU records in results/paper/ and later ones):
+        # build() shows them as their own tier beside this profile's runs
+        recs += store.records(leaderboard.REFERENCE_PROFILE)
+        warned += store.problems
     problems: list[str] = []
-    for p in store.problems:
+    for p in warned:
         print(f"warning: {p}", file=sys.stderr)
     out = path_inside(results_root, "leaderboard", safe_name(profile, "profile") if profile else "all")
     paths = leaderboard.build(recs, out, profile=profile, problems=problems)

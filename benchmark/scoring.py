@@ -5,7 +5,7 @@ What is reported, and under which name, label, unit and direction, is the metric
 over the catalogue rows whose inputs the split and the method provide and stores each value with
 the row's identity. A row without a producer here is an error, not a silent gap.
 
-Inputs: ``masks`` always; ``video`` for video datasets (per-frame ARI, CLEAR-MOT); ``recon`` when the
+Inputs: ``masks`` always; ``video`` for video datasets (per-frame ARI, CLEAR-MOT, IDF1, HOTA); ``recon`` when the
 method returns it (MSE, sum-MSE, LPIPS); ``classes`` when the method returns ``Prediction.classes``
 and the dataset has ground-truth object classes (:data:`CLASS_FIELDS`): semantic accuracy, mACC and
 mIoU over pixels (ocbench's and DTI-Sprites' conventions) and clustering accuracy over objects. Video
@@ -185,7 +185,8 @@ class SplitScorer:
         base = {"masks", "video"} if kind == "video" else {"masks"}
         rows = catalogue.applicable(base)
         self.seg = M.SegmentationAccumulator(tuple(m.key for m in rows if m.family == "segmentation"))
-        self.track = M.TrackingAccumulator() if kind == "video" else None
+        # CLEAR-MOT, IDF1 and HOTA from one set of per-video IoU tables (metrics.md §6)
+        self.track = M.TrackingAccumulator(hota=True) if kind == "video" else None
         self.mse = {r: M.MSEAccumulator(r) for r in ("mean", "sum")}
         self.lpips_nets = tuple(m.key.removeprefix("lpips_") for m in catalogue.CATALOGUE.values()
                                 if m.family == "perceptual")
@@ -272,7 +273,10 @@ class SplitScorer:
             mot = self.track.compute()
             for k, v in mot["summary"].items():
                 if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
-                    out[k] = {"value": float(v), "n": mot["n"], "n_skipped": mot["n_skipped"], "status": mot["status"]}
+                    # a value undefined although the split's status is ok (LocA with no HOTA match at any
+                    # threshold) says why itself
+                    status = mot["status"] if mot["status"] != "ok" or math.isfinite(v) else "no_detections"
+                    out[k] = {"value": float(v), "n": mot["n"], "n_skipped": mot["n_skipped"], "status": status}
         if "recon" in self.inputs:
             for acc in self.mse.values():
                 out.update(acc.compute())

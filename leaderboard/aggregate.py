@@ -40,7 +40,9 @@ _STATUSES = ("ok", "failed")
 METRIC_ORDER: tuple[str, ...] = (
     "fg_ari", "ari", "fg_ari_frame", "ari_frame", "miou", "mbo",
     "mse", "mse_sum", "lpips_vgg",
-    "mota", "motp_iou", "num_switches", "num_misses", "num_false_positives", "num_matches", "num_objects",
+    *("mota", "idf1", "hota"),  # the tracking headline (TRACKING_HEADLINE), then the rest of the family
+    "motp_iou", "deta", "assa", "loca", "idp", "idr",
+    "num_switches", "num_fragmentations", "num_misses", "num_false_positives", "num_matches", "num_objects",
     "mostly_tracked", "partially_tracked", "mostly_lost",
     "semantic_acc", "semantic_macc", "semantic_miou", "semantic_macc_dti", "semantic_miou_dti",
     "cluster_accuracy", "cluster_accuracy_m2o",
@@ -133,8 +135,11 @@ def _with_identity(df: pd.DataFrame, infos: Mapping[str, MetricInfo]) -> pd.Data
     return df
 
 
+#: The tracking headline columns of video sections (issue 11): CLEAR-MOT, identity and HOTA.
+TRACKING_HEADLINE = ("mota", "idf1", "hota")
+
 #: Metrics that get a "by object count" table (the SILOT-style generalisation curves).
-COUNT_TABLE_METRICS = ("mota", "fg_ari", "miou", "num_switches")
+COUNT_TABLE_METRICS = (*TRACKING_HEADLINE, "fg_ari", "miou", "num_switches")
 
 #: Main metric per dataset for the bar figures (task brief): MOTA for the SILOT sets, else FG-ARI.
 _MAIN_METRIC_PREFIX = (("scattered", "mota"),)
@@ -214,7 +219,7 @@ def count_of_split(split: str) -> int | None:
 
 def _mse_style(x: float) -> str:
     a = abs(x)
-    if a == 0 or 1e-4 <= a < 100:  # the paper rows' precision: .0004 (seed 000 Table 1)
+    if a == 0 or 1e-4 <= a < 100:  # the paper rows' precision: .0004 (Zablotskaia et al. 2020, Table 1)
         return "{:.4f}"
     if a >= 100:  # mse_sum (metrics.md §7) is in the hundreds
         return "{:.1f}"
@@ -318,6 +323,37 @@ def _check_text(value: str, where: str) -> str:
     return value
 
 
+def _opt_text(value: Any, limit: int = 80) -> str | None:
+    """A short display string, or None for anything else (these fields only annotate a row)."""
+    if not isinstance(value, str) or not value.strip() or _BAD_CHARS.search(value):
+        return None
+    return _short(value, limit)
+
+
+def _opt_count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < _INT64:
+        return None
+    return int(value)
+
+
+def _fit_summary(rec: Mapping) -> dict:
+    """What the training of a run says about itself: ``steps`` done, ``total_steps`` scheduled,
+    ``paper_steps`` (the method's paper schedule, its config's ``steps``) and ``budget_cut``.
+
+    Empty for a method without training (ConnComp's ``fit_info`` is ``{}``) and for failed runs. These
+    fields only annotate rows and tell learned methods apart, so a malformed one is ignored rather than
+    rejecting a record that is otherwise valid.
+    """
+    info = rec.get("fit_info")
+    if not isinstance(info, Mapping):
+        return {}
+    config = rec.get("config")
+    paper = info.get("paper_steps", config.get("steps") if isinstance(config, Mapping) else None)
+    out = {"steps": _opt_count(info.get("steps")), "total_steps": _opt_count(info.get("total_steps")),
+           "paper_steps": _opt_count(paper), "budget_cut": info.get("budget_cut") is True}
+    return out if out["steps"] is not None or out["total_steps"] is not None else {}
+
+
 def _clean_record(rec: Any, where: str) -> dict:
     """The checked, normalised copy of one record; ValueError naming ``where``'s field at fault."""
     if not isinstance(rec, Mapping):
@@ -351,6 +387,8 @@ def _clean_record(rec: Any, where: str) -> dict:
     clean["train_seconds"] = _as_float(rec.get("train_seconds"), _at(where, "train_seconds"))
     clean["created"] = str(rec.get("created") or "")
     clean["git_revision"] = rec.get("git_revision")
+    clean["device"] = _opt_text(rec.get("device"))
+    clean["fit_info"] = _fit_summary(rec)
     clean["metrics"] = {}
     clean["by_length"] = {}
     clean["identity"] = {}
@@ -454,6 +492,96 @@ def _filter_profile(recs: list[dict], profile: str | None) -> list[dict]:
     if not isinstance(profile, str):
         raise TypeError(f"profile: expected a profile name (str) or None, got {type(profile).__name__}")
     return [r for r in recs if r["profile"] == profile]
+
+
+# ---------------------------------------------------------------------------------------------
+# tiers: the papers' numbers, ocbench reference runs, the user's runs (and the pipeline check)
+# ---------------------------------------------------------------------------------------------
+
+#: The profile whose records are ocbench's reference runs: the papers' data sizes and schedules, meant
+#: for a GPU. The committed ones live in ``results/paper/`` of the default store, so every page of that
+#: store shows them beside the user's runs.
+REFERENCE_PROFILE = "paper"
+#: Display order of the tiers of a table. ``yours``: the user's runs that rank (methods without training,
+#: such as ConnComp, are complete at any profile); ``pipeline``: learned methods run under a short
+#: profile (smoke, quick), trained for seconds: proof that fit, predict and score run, not a result.
+TIERS = ("paper", "reference", "yours", "pipeline")
+
+
+def _learned(rec: Mapping) -> bool:
+    """A run that trained (its ``fit_info`` reports steps); ConnComp's empty ``fit_info`` says it did not."""
+    return bool(rec.get("fit_info"))
+
+
+def tier_map(records: Iterable[Mapping]) -> dict[tuple[str, str], str]:
+    """{(profile, method): tier} for checked records (:func:`validate_records`).
+
+    Records of :data:`REFERENCE_PROFILE` are ``reference``; under any other profile a method that
+    trained in any of its runs is ``pipeline``, one that never did (or whose runs all failed before
+    saying) is ``yours``.
+    """
+    learned: dict[tuple[str, str], bool] = {}
+    for r in records:
+        k = (r["profile"], r["method"])
+        learned[k] = learned.get(k, False) or _learned(r)
+    return {k: "reference" if k[0] == REFERENCE_PROFILE else "pipeline" if v else "yours"
+            for k, v in learned.items()}
+
+
+def tier_title(tier: str, profiles: Sequence[str] = ()) -> tuple[str, str]:
+    """(title, one-line explanation) of a tier band; ``profiles``: the profiles of its rows."""
+    prof = f" ({', '.join(profiles)} profile{'s' if len(profiles) > 1 else ''})" if profiles else ""
+    if tier == "paper":
+        return "Published", "the papers' numbers, with their protocol and the table they come from"
+    if tier == "reference":
+        return ("ocbench reference runs", f"'{REFERENCE_PROFILE}' profile: the papers' data and schedules, trained "
+                "on a GPU; records committed in the repo (results/paper/) and every later one")
+    if tier == "pipeline":
+        return (f"Pipeline check{prof}", "learned methods trained for seconds: they show that fit, predict and "
+                "score run end to end, not how good a method is; not ranked")
+    return f"Your runs{prof}", "methods without training are complete at any profile; ranked among themselves"
+
+
+def _steps_text(recs: Sequence[Mapping]) -> str | None:
+    fits = [r["fit_info"] for r in recs if r.get("fit_info")]
+    if not fits:
+        return None
+    done = sorted({f["steps"] for f in fits if f["steps"] is not None})
+    total = sorted({f["total_steps"] for f in fits if f["total_steps"] is not None})
+    paper = sorted({f["paper_steps"] for f in fits if f["paper_steps"] is not None})
+
+    def span(v: list[int]) -> str:
+        return "?" if not v else f"{v[0]:,}" if len(v) == 1 else f"{v[0]:,}–{v[-1]:,}"
+
+    text = f"{span(done)} / {span(total)} steps"
+    if paper and paper != total:
+        text += f" (paper schedule {span(paper)})"
+    if any(f["budget_cut"] for f in fits):
+        text += ", cut by the time budget"
+    return text
+
+
+def run_meta(records: Iterable[Mapping]) -> dict[tuple, str]:
+    """{(profile, dataset, variant, split, method): 'cuda · 83,480 / 500,000 steps · seed 0'} for checked
+    records: devices, steps done / scheduled (learned runs) and the seeds of the ok runs."""
+    groups: dict[tuple, list[Mapping]] = {}
+    for r in records:
+        groups.setdefault(tuple(r[k] for k in KEYS), []).append(r)
+    out = {}
+    for key, recs in groups.items():
+        ok = [r for r in recs if r["status"] == "ok"]
+        parts = []
+        devices = sorted({r["device"] for r in ok if r.get("device")})
+        if devices:
+            parts.append(", ".join(devices))
+        steps = _steps_text(ok)
+        if steps:
+            parts.append(steps)
+        seeds = sorted(r["seed"] for r in ok)
+        if seeds:
+            parts.append(("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds)))
+        out[key] = " · ".join(parts)
+    return out
 
 
 def runs_frame(records: Iterable[Mapping], *, profile: str | None = None) -> pd.DataFrame:
@@ -575,7 +703,7 @@ def failures(records: Iterable[Mapping[str, Any]], *, profile: str | None = None
 # long CSV (ocbench aggregates + paper rows)
 # ---------------------------------------------------------------------------------------------
 
-CSV_COLUMNS = ["source", "profile", "dataset", "variant", "split", "method", "metric", "length", "mean", "std",
+CSV_COLUMNS = ["source", "tier", "profile", "dataset", "variant", "split", "method", "metric", "length", "mean", "std",
                "n", "n_missing", "n_failed", "seeds", "train_seconds", "protocol", "citation", "scale", "notes"]
 _CSV_INT = ("length", "n", "n_missing", "n_failed")
 _CSV_FLOAT = ("mean", "std", "train_seconds")
@@ -595,19 +723,25 @@ def _csv_types(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def long_table(agg: pd.DataFrame, agg_by_length: pd.DataFrame | None, paper: pd.DataFrame | None) -> pd.DataFrame:
-    """The long CSV frame: every aggregate row (source 'ocbench') and paper row (source 'paper')."""
+def long_table(agg: pd.DataFrame, agg_by_length: pd.DataFrame | None, paper: pd.DataFrame | None,
+               tiers: Mapping[tuple[str, str], str] | None = None) -> pd.DataFrame:
+    """The long CSV frame: every aggregate row (source 'ocbench') and paper row (source 'paper'), each
+    with its ``tier`` (:data:`TIERS`; ocbench rows from ``tiers`` = :func:`tier_map`, by default
+    ``reference`` for the paper profile and ``yours`` for any other)."""
     parts = []
     for df in (agg, agg_by_length):
         if df is not None and len(df):
             d = df.copy()
             d["source"] = "ocbench"
+            d["tier"] = [(tiers or {}).get((pr, m)) or ("reference" if pr == REFERENCE_PROFILE else "yours")
+                         for pr, m in zip(d["profile"], d["method"])]
             parts.append(d)
     if paper is not None and len(paper):
         p = paper.rename(columns={"value": "mean", "source": "citation"}).copy()
         p["n"] = p["seeds"]  # runs averaged by the source (NaN: not stated)
         p["seeds"] = np.nan
         p["source"] = "paper"
+        p["tier"] = "paper"
         parts.append(p)
     if not parts:
         return _csv_types(pd.DataFrame(columns=CSV_COLUMNS))
@@ -677,6 +811,8 @@ class Row:
     citation: str | None = None
     notes: str | None = None
     train_seconds: float = math.nan
+    tier: str = "yours"               # one of TIERS
+    meta: str | None = None           # ocbench rows: devices, steps done / scheduled, seeds
 
 
 @dataclasses.dataclass
@@ -689,20 +825,26 @@ class Table:
     rows: list[Row]
     failed: list[tuple[str, int, str]] = dataclasses.field(default_factory=list)  # (who, seed, error)
     metric: str | None = None         # the one metric of a by-count table
+    group: str | None = None          # the column group of a table split by family (COLUMN_GROUPS)
 
     @property
     def anchor(self) -> str:
         tail = {"main": "", "by_length": "-by-length", "by_count": f"-by-count-{self.metric}"}[self.kind]
-        return _slug(f"{self.dataset}-{self.variant}-{self.split}{tail}")
+        return _slug(f"{self.dataset}-{self.variant}-{self.split}{tail}" + (f"-{self.group}" if self.group else ""))
 
     @property
     def title(self) -> str:
+        group = f" · {self.group}" if self.group else ""
         if self.kind == "by_length":
-            return f"{self.variant} · {self.split} · by clip length"
+            return f"{self.variant} · {self.split} · by clip length{group}"
         if self.kind == "by_count":
             info = self.columns[0].info if self.columns and self.columns[0].info else MetricInfo(self.metric)
             return f"{self.variant} · {self.split} · {info.header(unit=False)} by object count"
-        return f"{self.variant} · {self.split}"
+        return f"{self.variant} · {self.split}{group}"
+
+    def bands(self) -> list[tuple[str, list[Row]]]:
+        """The rows grouped by tier, in :data:`TIERS` order (empty tiers left out)."""
+        return [(t, [r for r in self.rows if r.tier == t]) for t in TIERS if any(r.tier == t for r in self.rows)]
 
 
 def _slug(text: str) -> str:
@@ -723,22 +865,30 @@ def _runs_text(n_ok: int, n_failed: int) -> str:
     return f"{n_ok} ok" + (f", {n_failed} failed" if n_failed else "")
 
 
-def _ocbench_rows(df: pd.DataFrame, key, multi_profile: bool, infos: Mapping[str, MetricInfo]) -> list[Row]:
+def _ocbench_rows(df: pd.DataFrame, key, multi_profile: bool, infos: Mapping[str, MetricInfo],
+                  tiers: Mapping[tuple[str, str], str] | None = None,
+                  meta: Mapping[tuple, str] | None = None) -> list[Row]:
     """Rows of ocbench aggregates; ``key(row)`` gives the column key of an aggregate row.
 
     ``df`` must carry ``n_ok`` (see :func:`_with_n_ok`); over several splits (by-count tables) the
-    run counts are summed.
+    run counts are summed. ``tiers`` ({(profile, method): tier}; default: profile ``paper`` is
+    ``reference``, any other ``yours``) and ``meta`` (:func:`run_meta`) annotate the rows.
     """
     rows = []
     for (prof, method), g in df.groupby(["profile", "method"], sort=False):
+        tier = (tiers or {}).get((prof, method)) or ("reference" if prof == REFERENCE_PROFILE else "yours")
+        texts = [(meta or {}).get((prof, d, v, sp, method)) for d, v, sp in
+                 dict.fromkeys(zip(g["dataset"], g["variant"], g["split"]))]
+        note = "; ".join(dict.fromkeys(t for t in texts if t)) or None
         cells = {key(r): Cell(r["mean"], r["std"], int(r["n"]), r["metric"], _info(infos, r["metric"]))
                  for _, r in g.iterrows() if isinstance(r["metric"], str)}
         per_split = g.drop_duplicates(subset=["split"])
         n_ok, n_failed = int(per_split["n_ok"].sum()), int(per_split["n_failed"].sum())
         ts = per_split["train_seconds"].astype(float)
-        rows.append(Row(label=method_label(method) + (f" [{prof}]" if multi_profile else ""), method=method,
-                        source="ocbench", cells=cells, profile=prof, runs=_runs_text(n_ok, n_failed), n_ok=n_ok,
-                        n_failed=n_failed, train_seconds=float(ts.mean()) if ts.notna().any() else math.nan))
+        rows.append(Row(label=method_label(method) + (f" [{prof}]" if multi_profile and tier != "reference" else ""),
+                        method=method, source="ocbench", cells=cells, profile=prof, runs=_runs_text(n_ok, n_failed),
+                        n_ok=n_ok, n_failed=n_failed, tier=tier, meta=note,
+                        train_seconds=float(ts.mean()) if ts.notna().any() else math.nan))
     return rows
 
 
@@ -753,7 +903,7 @@ def _paper_rows(df: pd.DataFrame, key, infos: Mapping[str, MetricInfo]) -> list[
         seeds = g["seeds"].iloc[0]
         rows.append(Row(label=paper_label(method, protocol, seeds), method=method, source="paper", cells=cells,
                         runs="paper: " + _seeds_text(seeds), protocol=protocol,
-                        citation="; ".join(dict.fromkeys(str(x) for x in g["source"])), notes=notes))
+                        citation="; ".join(dict.fromkeys(str(x) for x in g["source"])), notes=notes, tier="paper"))
     return rows
 
 
@@ -766,16 +916,65 @@ def _with_n_ok(agg_part: pd.DataFrame) -> pd.DataFrame:
     return d
 
 
+#: A table with more metric columns than this is split by column group so that it reads on a laptop.
+MAX_METRIC_COLUMNS = 10
+#: family (the records' identity) -> column group of a split table; groups are shown in this order
+COLUMN_GROUPS = {"segmentation": "segmentation", "semantic": "semantic & clustering",
+                 "clustering": "semantic & clustering", "tracking": "tracking",
+                 "reconstruction": "reconstruction", "perceptual": "reconstruction"}
+_GROUP_ORDER = ("segmentation", "semantic & clustering", "tracking", "reconstruction", "other")
+
+
+def split_columns(cols: list[Column]) -> list[tuple[str | None, list[Column]]]:
+    """``[(None, cols)]``, or, past :data:`MAX_METRIC_COLUMNS`, one part per column group (a column
+    whose records state no family goes to 'other'); a group still wider is cut into even pieces in
+    column order ('tracking 1/2', 'tracking 2/2')."""
+    if len(cols) <= MAX_METRIC_COLUMNS:
+        return [(None, cols)]
+    groups: dict[str, list[Column]] = {}
+    for c in cols:
+        groups.setdefault(COLUMN_GROUPS.get((c.info.family if c.info else None) or "", "other"), []).append(c)
+    out: list[tuple[str | None, list[Column]]] = []
+    for g in (g for g in _GROUP_ORDER if g in groups):
+        part = groups[g]
+        n = -(-len(part) // MAX_METRIC_COLUMNS)
+        size = -(-len(part) // n)
+        out += [(g if n == 1 else f"{g} {i // size + 1}/{n}", part[i:i + size]) for i in range(0, len(part), size)]
+    if len(out) == 1 and out[0][0] == "other":
+        return [(None, cols)]
+    return out
+
+
+def _parts(ds: str, var: str, split: str, kind: str, cols: list[Column], rows: list[Row],
+           failed: list[tuple[str, int, str]]) -> list[Table]:
+    """The table, split by column group when wide; a row goes to the parts where it has a measured value
+    (a row without any, e.g. a method whose runs all failed, to the first); failures are listed under the
+    first."""
+    def measured(r: Row, keys: set[str]) -> bool:
+        return any(k in keys and np.isfinite(c.mean) for k, c in r.cells.items())
+
+    out = []
+    for i, (group, part) in enumerate(split_columns(cols)):
+        keys = {c.key for c in part}
+        keep = [r for r in rows if measured(r, keys) or (i == 0 and not measured(r, set(r.cells)))]
+        out.append(Table(ds, var, split, kind, part, keep, failed if i == 0 else [], group=group))
+    return out
+
+
 def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataFrame | None,
-                 fails: pd.DataFrame | None = None) -> dict[str, list[Table]]:
+                 fails: pd.DataFrame | None = None, *, tiers: Mapping[tuple[str, str], str] | None = None,
+                 meta: Mapping[tuple, str] | None = None) -> dict[str, list[Table]]:
     """Group everything into tables per dataset: {dataset: [Table, ...]} in display order.
 
     - main: methods x metrics per (variant, split); paper rows without a length join them;
     - by_length: methods x (metric, L) from ``by_length`` aggregates and paper rows with a length;
     - by_count: the per-count splits ``test_n<k>`` (datasets.md §2) folded into one table per
       (variant, metric), methods x k, instead of one table per count.
-    Several profiles in one build are told apart by a "[profile]" suffix on the method label.
-    Labels, units and directions come from the aggregates' identity columns (:func:`metric_infos`).
+    Main and by-length tables wider than :data:`MAX_METRIC_COLUMNS` are split by column group.
+    Rows carry their tier (:data:`TIERS`; ``tiers`` from :func:`tier_map`) and ``meta``
+    (:func:`run_meta`). Several non-reference profiles in one build are told apart by a "[profile]"
+    suffix on the method label. Labels, units and directions come from the aggregates' identity
+    columns (:func:`metric_infos`).
     """
     if paper is None:
         paper = pd.DataFrame(columns=["dataset", "variant", "split", "method", "metric", "length", "value", "std",
@@ -784,7 +983,7 @@ def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataF
         fails = pd.DataFrame(columns=list(KEYS) + ["seed", "error"])
     infos = metric_infos(agg, agg_by_length, paper=paper)
     agg, agg_by_length = _with_n_ok(agg), _with_n_ok(agg_by_length)
-    multi_profile = bool(len(agg) and agg["profile"].nunique() > 1)
+    multi_profile = bool(len(agg) and agg.loc[agg["profile"] != REFERENCE_PROFILE, "profile"].nunique() > 1)
     paper_main = paper[paper["length"].isna()]
     paper_len = paper[paper["length"].notna()]
     main_key = lambda r: r["metric"]  # noqa: E731
@@ -814,19 +1013,19 @@ def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataF
         if has_main:
             metrics = set(a["metric"].dropna()) | set(p["metric"])
             cols = [Column(m, m, info=_info(infos, m)) for m in sorted(metrics, key=metric_sort_key)]
-            rows = _ocbench_rows(a, main_key, multi_profile, infos) + _paper_rows(p, main_key, infos)
-            tables.setdefault(ds, []).append(Table(ds, var, split, "main", cols, rows,
-                                                   failed_of(ds, var, [split], False)))
+            rows = _ocbench_rows(a, main_key, multi_profile, infos, tiers, meta) + _paper_rows(p, main_key, infos)
+            tables.setdefault(ds, []).extend(_parts(ds, var, split, "main", cols, rows,
+                                                    failed_of(ds, var, [split], False)))
         a, p = sel(agg_by_length, ds, var, [split]), sel(paper_len, ds, var, [split])
         if len(a) or len(p):
             pairs = {(m, int(L)) for m, L in zip(a["metric"], a["length"])}
             pairs |= {(m, int(L)) for m, L in zip(p["metric"], p["length"])}
             cols = [Column(f"{m}@L{L}", m, length=L, info=_info(infos, m))
                     for m, L in sorted(pairs, key=lambda t: (metric_sort_key(t[0]), t[1]))]
-            rows = _ocbench_rows(a, len_key, multi_profile, infos) + _paper_rows(p, len_key, infos)
+            rows = _ocbench_rows(a, len_key, multi_profile, infos, tiers, meta) + _paper_rows(p, len_key, infos)
             # failures are listed once, under the main table when there is one
-            tables.setdefault(ds, []).append(Table(ds, var, split, "by_length", cols, rows,
-                                                   [] if has_main else failed_of(ds, var, [split], False)))
+            tables.setdefault(ds, []).extend(_parts(ds, var, split, "by_length", cols, rows,
+                                                    [] if has_main else failed_of(ds, var, [split], False)))
     for (ds, var), splits in count_groups.items():
         a = sel(agg, ds, var, splits)
         a = a.assign(count=[count_of_split(s) for s in a["split"]])
@@ -839,7 +1038,8 @@ def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataF
             cols = ([Column(f"{metric}@n{k}", metric, count=k, info=_info(infos, metric)) for k in counts]
                     if metric else [])
             part = a[(a["metric"] == metric) | a["metric"].isna()]
-            rows = _ocbench_rows(part, lambda r: f"{r['metric']}@n{int(r['count'])}", multi_profile, infos)
+            rows = _ocbench_rows(part, lambda r: f"{r['metric']}@n{int(r['count'])}", multi_profile, infos, tiers,
+                                 meta)
             tables.setdefault(ds, []).append(Table(ds, var, "test_n*", "by_count", cols, rows,
                                                    failed if i == 0 else [], metric=metric or "none"))
     # the count tables of a dataset go after its other tables, variants in order
@@ -899,8 +1099,11 @@ def to_markdown(tables: dict[str, list[Table]], *, title: str = "ocbench leaderb
     if summary:
         lines += [_md_escape(summary), ""]
     lines += ["Cells are mean ± sample std over seeds (fractions shown in %, MSE raw, LPIPS raw); "
-              "\"n=1\" marks a single seed. Rows marked *paper* are published numbers with their protocol "
-              "(P320 = FG-ARI over the first 320 test images); they are references, not ocbench runs.", ""]
+              "\"n=1\" marks a single seed. Each table has up to four tiers, each under its own bold row: "
+              "**Published** (the papers' numbers, rows in *italics*, with protocol and source; P320 = over the "
+              "first 320 test images), **ocbench reference runs** (the paper profile, trained on a GPU; device, "
+              "steps done / scheduled and seeds in the source column), **Your runs** (ranked) and **Pipeline "
+              "check** (learned methods trained for seconds under a short profile; not ranked).", ""]
     if neutral_note(tables):
         lines += [_md_escape(neutral_note(tables)), ""]
     if not tables:
@@ -918,13 +1121,18 @@ def to_markdown(tables: dict[str, list[Table]], *, title: str = "ocbench leaderb
             header = ["method"] + [f"{c.header} {c.arrow}".strip() for c in t.columns] + ["runs", "source"]
             lines.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
             lines.append("|" + "|".join(["---"] + ["---:"] * len(t.columns) + ["---", "---"]) + "|")
-            for r in t.rows:
-                label = f"*{_md_escape(r.label)}*" if r.source == "paper" else _md_escape(r.label)
-                cells = [r.cells[c.key].text if c.key in r.cells else "—" for c in t.columns]
-                src = r.citation if r.source == "paper" else f"ocbench ({r.profile})"
-                if r.notes:
-                    src = f"{src}; {r.notes}"
-                lines.append("| " + " | ".join([label] + [_md_escape(x) for x in [*cells, r.runs, src]]) + " |")
+            for tier, rows in t.bands():
+                name, _ = tier_title(tier, sorted({r.profile for r in rows if r.profile}))
+                lines.append(f"| **{_md_escape(name)}** |" + " |" * (len(t.columns) + 2))
+                for r in rows:
+                    label = f"*{_md_escape(r.label)}*" if r.source == "paper" else _md_escape(r.label)
+                    cells = [r.cells[c.key].text if c.key in r.cells else "—" for c in t.columns]
+                    src = r.citation if r.source == "paper" else f"{r.profile} profile"
+                    if r.meta:
+                        src = f"{src} · {r.meta}"
+                    if r.notes:
+                        src = f"{src}; {r.notes}"
+                    lines.append("| " + " | ".join([label] + [_md_escape(x) for x in [*cells, r.runs, src]]) + " |")
             lines.append("")
             if t.failed:
                 lines.append("Failed runs: " + "; ".join(

@@ -7,8 +7,9 @@
 - ``by_length_<dataset>.png``: metric against clip length (records' ``by_length`` and the paper rows
   with a ``length``), one row per metric and one column per (variant, split); solid = ocbench
   (band: ±1 sd over seeds), dashed = paper.
-- ``by_count_<dataset>.png``: main metric against the object count of the ``test_n<k>`` splits
-  (the SILOT paper's Fig. 5 axis, datasets.md §2), one panel per variant.
+- ``by_count_<dataset>.png``: main metric, and the tracking headline (MOTA, IDF1, HOTA) where the
+  records hold it, against the object count of the ``test_n<k>`` splits (the SILOT paper's Fig. 5
+  axis, datasets.md §2), one row per metric, one panel per variant.
 
 A method keeps one colour in every figure of a build (``method_palette``). Names come from records,
 so every text drawn escapes ``$`` (no mathtext), and a dataset name that is not a plain file name
@@ -17,7 +18,6 @@ becomes ``<slug>-<hash>`` in the figure's file name, which is proven to stay in 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .aggregate import (MetricInfo, count_of_split, dataset_label, main_metric, metric_infos, metric_sort_key,
-                        method_label, split_sort_key, variant_sort_key)
+from .aggregate import (TRACKING_HEADLINE, MetricInfo, count_of_split, dataset_label, main_metric, metric_infos,
+                        metric_sort_key, method_label, split_sort_key, variant_sort_key)
 
 _DPI = 110
 _STYLE = "whitegrid"
@@ -88,16 +88,10 @@ def _label(info: MetricInfo) -> str:
 
 
 def _save(fig: Figure, path: Path) -> Path:
+    from . import _replace  # the leaderboard's one atomic write (a page being viewed never sees half a PNG)
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _inside(path.parent, f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.unlink(missing_ok=True)  # a planted link there would be written through
-        fig.savefig(tmp, dpi=_DPI, format="png")
-        os.replace(tmp, path)  # atomic: a page being viewed never sees half a PNG
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a full disk leaves no half-written temporary behind
-        raise
-    return path
+    return _replace(_inside(path.parent, path.name), lambda tmp: fig.savefig(tmp, dpi=_DPI, format="png"))
 
 
 def _panel_name(variant: str, split: str) -> str:
@@ -269,7 +263,8 @@ def length_figure(dataset: str, seeds_by_length: pd.DataFrame, paper: pd.DataFra
 def count_figure(dataset: str, seeds: pd.DataFrame, path: str | Path, *,
                  palette: Mapping[str, tuple] | None = None,
                  infos: Mapping[str, MetricInfo] | None = None) -> Path | None:
-    """Main metric against the object count of the ``test_n<k>`` splits; None without two counts."""
+    """Main metric and the tracking headline (MOTA, IDF1, HOTA, those present) against the object count of
+    the ``test_n<k>`` splits, one row each; None without two counts."""
     s = seeds[seeds["dataset"] == dataset] if len(seeds) else seeds
     if not len(s):
         return None
@@ -278,17 +273,19 @@ def count_figure(dataset: str, seeds: pd.DataFrame, path: str | Path, *,
     if s["count"].nunique() < 2:
         return None
     metric = main_metric(dataset, set(s["metric"]))
-    d = s[s["metric"] == metric].copy()
+    rows = [metric] + [m for m in TRACKING_HEADLINE if m != metric and m in set(s["metric"])]
+    d = s[s["metric"].isin(rows)].copy()
     d["count"] = d["count"].astype(int)
     infos = metric_infos(seeds) if infos is None else infos
-    d["value"] = d["value"] * _scale(_info(infos, metric))
+    d["value"] = d["value"] * np.array([_scale(_info(infos, m)) for m in d["metric"]], float)
     d["label"] = d["method"].map(_mlabel)
     d["source"] = "ocbench"
     d["split"] = "test_n*"
     panels = sorted({(v, "test_n*") for v in d["variant"]}, key=lambda t: variant_sort_key(t[0]))
     palette = dict(palette or method_palette(d["method"]))
-    return _line_panels(d, "count", [metric], panels, palette,
-                        f"{dataset_label(dataset)}: {_info(infos, metric).header()} against the number of objects",
+    names = ", ".join(_info(infos, m).header() for m in rows)
+    return _line_panels(d, "count", rows, panels, palette,
+                        f"{dataset_label(dataset)}: {names} against the number of objects",
                         "objects per video (test_n<k>)", Path(path), infos)
 
 

@@ -1,11 +1,15 @@
 """The static leaderboard page: one self-contained ``index.html`` (inline CSS, JS and PNGs; no CDN).
 
 Layout: a header with the run summary, a table of contents, then one ``<section class="dataset">``
-per dataset holding its figures and one table per (variant, split) (plus by-length tables).
-Every table is sortable by clicking (or Enter/Space on) a header: numbers sort numerically from the
-cell's ``data-value`` (the raw mean, not the formatted text), empty / NaN cells stay last in both
-directions, and each click toggles ascending / descending (state in the header's ``aria-sort``).
-Paper rows carry ``class="paper"``, a "paper" badge, their protocol and their citation.
+per dataset holding its figures and one table per (variant, split) (plus by-length tables; a table
+past ten metric columns is split by column group). A table's rows come in tiers, one ``<tbody
+data-tier=...>`` each, headed by a ``tr.tier-head`` that names it: published numbers, ocbench
+reference runs, the user's runs, and the pipeline check (learned methods trained for seconds).
+Every table is sortable by clicking (or Enter/Space on) a header, each tier on its own (rows never
+change tier): numbers sort numerically from the cell's ``data-value`` (the raw mean, not the
+formatted text), empty / NaN cells stay last in both directions, and each click toggles ascending /
+descending (state in the header's ``aria-sort``). Paper rows carry ``class="paper"``, a "paper"
+badge, their protocol and their citation.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .aggregate import Row, Table, dataset_label, neutral_note
+from .aggregate import Row, Table, dataset_label, neutral_note, tier_title
 
 _CSS = """
 :root { --fg:#1d2330; --muted:#5b6475; --line:#d9dee7; --head:#f2f4f8; --paper:#fff7e0; --paper-line:#e6c768;
@@ -40,12 +44,12 @@ figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 figcaption { color: var(--muted); font-size: 12.5px; }
 .table-wrap { overflow-x: auto; }
 table.lb { border-collapse: collapse; margin: 4px 0 8px; font-variant-numeric: tabular-nums; }
-table.lb th, table.lb td { border-bottom: 1px solid var(--line); padding: 4px 10px; vertical-align: top; }
-table.lb th { background: var(--head); text-align: right; white-space: nowrap; cursor: pointer; user-select: none;
-              position: sticky; top: 0; }
-table.lb th:first-child, table.lb td:first-child { text-align: left; min-width: 15em; }
+table.lb th, table.lb td { border-bottom: 1px solid var(--line); padding: 4px 7px; vertical-align: top; }
+table.lb th { background: var(--head); text-align: right; cursor: pointer; user-select: none; position: sticky; top: 0;
+              vertical-align: bottom; max-width: 8.5em; overflow-wrap: break-word; }
+table.lb th:first-child, table.lb td:first-child { text-align: left; min-width: 12em; }
 table.lb td .label { white-space: nowrap; }
-table.lb td.text { min-width: 12em; max-width: 30em; font-size: 12.5px; }
+table.lb td.text { min-width: 11em; max-width: 22em; font-size: 12px; }
 table.lb th.text, table.lb td.text { text-align: left; }
 table.lb td.num { text-align: right; white-space: nowrap; }
 table.lb th::after { content: " \\25B2"; color: transparent; font-size: 11px; }
@@ -57,6 +61,14 @@ table.lb tbody tr:hover { background: #f4f7ff; }
 table.lb tr.paper { background: var(--paper); font-style: italic; }
 table.lb tr.paper td:first-child { border-left: 4px solid var(--paper-line); }
 table.lb tr.paper:hover { background: #fff0c2; }
+table.lb tr.tier-head th { background: #fff; text-align: left; cursor: default; position: static; white-space: normal;
+                           border-bottom: 1px solid var(--fg); padding-top: 12px; font-weight: normal; }
+table.lb tr.tier-head th::after { content: none; }
+table.lb tr.tier-head .tier-title { font-weight: 700; margin-right: 8px; }
+table.lb tr.tier-head .tier-note { color: var(--muted); font-size: 12px; }
+table.lb tbody[data-tier="reference"] td:first-child { border-left: 4px solid var(--accent); }
+table.lb tbody[data-tier="pipeline"] tr { color: var(--muted); }
+table.lb tbody[data-tier="pipeline"] td:first-child { border-left: 4px dashed var(--line); }
 .badge { display: inline-block; font-style: normal; font-size: 10.5px; font-weight: 600; letter-spacing: .03em;
          text-transform: uppercase; padding: 0 5px; border-radius: 3px; background: var(--paper-line); color: #3d2e00;
          margin-right: 6px; vertical-align: 1px; }
@@ -89,17 +101,19 @@ _JS = """
     table.querySelectorAll('thead th').forEach(function (h) { h.removeAttribute('aria-sort'); });
     th.setAttribute('aria-sort', dir);
     var sign = dir === 'ascending' ? 1 : -1;
-    var body = table.tBodies[0];
-    var rows = Array.prototype.slice.call(body.rows).map(function (r, i) { return [r, key(r, idx, numeric), i]; });
-    rows.sort(function (a, b) {
-      if (a[1] === null || b[1] === null) {
-        if (a[1] === null && b[1] === null) return a[2] - b[2];
-        return a[1] === null ? 1 : -1;
-      }
-      var c = numeric ? a[1] - b[1] : a[1].localeCompare(b[1]);
-      return c !== 0 ? sign * c : a[2] - b[2];
+    Array.prototype.forEach.call(table.tBodies, function (body) {  // each tier sorts on its own
+      var rows = Array.prototype.slice.call(body.rows).filter(function (r) { return !r.classList.contains('tier-head'); })
+        .map(function (r, i) { return [r, key(r, idx, numeric), i]; });
+      rows.sort(function (a, b) {
+        if (a[1] === null || b[1] === null) {
+          if (a[1] === null && b[1] === null) return a[2] - b[2];
+          return a[1] === null ? 1 : -1;
+        }
+        var c = numeric ? a[1] - b[1] : a[1].localeCompare(b[1]);
+        return c !== 0 ? sign * c : a[2] - b[2];
+      });
+      rows.forEach(function (r) { body.appendChild(r[0]); });
     });
-    rows.forEach(function (r) { body.appendChild(r[0]); });
   }
   document.querySelectorAll('table.sortable thead th').forEach(function (th) {
     th.tabIndex = 0;
@@ -128,6 +142,7 @@ def _img_tag(path: Path, alt: str) -> str:
 
 def _row_html(row: Row, table: Table) -> str:
     cls = ' class="paper" data-source="paper"' if row.source == "paper" else ' data-source="ocbench"'
+    cls += f' data-tier="{_e(row.tier)}"'
     if row.source == "paper":
         # protocol and seeds are in the label; the citation goes to the source column, notes below
         meta = f'<div class="meta">{_e(row.notes)}</div>' if row.notes else ""
@@ -147,7 +162,9 @@ def _row_html(row: Row, table: Table) -> str:
     cells.append(f'<td class="num{runs_cls}" data-value="{n_ok}">{_e(row.runs)}</td>')
     cells.append(f'<td class="num" data-value="{_num_attr(row.train_seconds)}">'
                  f'{"—" if not math.isfinite(row.train_seconds) else f"{row.train_seconds:.1f}"}</td>')
-    src = (row.citation or "paper") if row.source == "paper" else f"ocbench ({row.profile})"
+    # ocbench rows: profile, device, steps done / scheduled and seeds (their tier heading says what they are)
+    src = (row.citation or "paper") if row.source == "paper" else \
+        f"{row.profile} profile" + (f" · {row.meta}" if row.meta else "")
     cells.append(f'<td class="text">{_e(src)}</td>')
     return f"<tr{cls}>" + "".join(cells) + "</tr>"
 
@@ -156,14 +173,22 @@ def _table_html(t: Table) -> str:
     head = ['<th data-type="text" class="text">method</th>']
     for c in t.columns:
         better = f' <span class="better">{c.arrow}</span>' if c.arrow else ""
-        head.append(f'<th data-type="num" data-metric="{_e(c.key)}">{_e(c.header)}{better}</th>')
+        label = _e(c.header).replace("_", "_<wbr>")  # a key such as semantic_macc may wrap at its underscores
+        head.append(f'<th data-type="num" data-metric="{_e(c.key)}">{label}{better}</th>')
     head += ['<th data-type="num">runs</th>', '<th data-type="num">train (s)</th>',
              '<th data-type="text" class="text">source</th>']
-    body = "\n".join(_row_html(r, t) for r in t.rows)
+    bodies = []
+    for tier, rows in t.bands():
+        name, note = tier_title(tier, sorted({r.profile for r in rows if r.profile}))
+        band = (f'<tr class="tier-head"><th scope="rowgroup" colspan="{len(head)}"><span class="tier-title">'
+                f'{_e(name)}</span><span class="tier-note">{_e(note)}</span></th></tr>')
+        bodies.append(f'<tbody data-tier="{_e(tier)}">\n{band}\n' + "\n".join(_row_html(r, t) for r in rows)
+                      + "\n</tbody>")
     out = [f'<h3 id="{_e(t.anchor)}">{_e(dataset_label(t.dataset))} · {_e(t.title)}</h3>',
            '<div class="table-wrap"><table class="lb sortable" data-dataset="{}" data-variant="{}" data-split="{}" '
-           'data-kind="{}">'.format(_e(t.dataset), _e(t.variant), _e(t.split), _e(t.kind)),
-           "<thead><tr>" + "".join(head) + "</tr></thead>", f"<tbody>\n{body}\n</tbody></table></div>"]
+           'data-kind="{}" data-group="{}">'.format(_e(t.dataset), _e(t.variant), _e(t.split), _e(t.kind),
+                                                    _e(t.group or "")),
+           "<thead><tr>" + "".join(head) + "</tr></thead>", "\n".join(bodies) + "</table></div>"]
     if t.failed:
         items = "".join(f"<li>{_e(m)} seed {s}: <code>{_e(' '.join(str(e).split())[:300])}</code></li>"
                         for m, s, e in t.failed)
@@ -177,7 +202,17 @@ def render_html(tables: Mapping[str, Sequence[Table]], *, title: str = "ocbench 
     figures = figures or {}
     toc = []
     for ds, tbls in tables.items():
-        subs = "".join(f'<li><a href="#{_e(t.anchor)}">{_e(t.title)}</a></li>' for t in tbls)
+        entries: dict[tuple, list[Table]] = {}
+        for t in tbls:
+            entries.setdefault((t.variant, t.split, t.kind, t.metric), []).append(t)
+        subs = ""
+        for parts in entries.values():
+            if parts[0].group is None:
+                subs += f'<li><a href="#{_e(parts[0].anchor)}">{_e(parts[0].title)}</a></li>'
+            else:  # "binary · test: segmentation | tracking | reconstruction"
+                base = parts[0].title.rsplit(" · ", 1)[0]
+                links = " | ".join(f'<a href="#{_e(t.anchor)}">{_e(t.group)}</a>' for t in parts)
+                subs += f"<li>{_e(base)}: {links}</li>"
         toc.append(f'<li><a href="#ds-{_e(ds)}">{_e(dataset_label(ds))}</a><ul>{subs}</ul></li>')
     sections = []
     for ds, tbls in tables.items():
@@ -192,12 +227,15 @@ def render_html(tables: Mapping[str, Sequence[Table]], *, title: str = "ocbench 
         parts += [_table_html(t) for t in tbls]
         parts.append("</section>")
         sections.append("\n".join(parts))
-    note = ("Cells: mean ± sample std over seeds (fractions such as ARI, IoU, MOTA and accuracies in %, MSE and "
-            "LPIPS raw; each metric's label, unit and direction as its records state them); "
-            "“n=1” marks one seed; ↑/↓ say which direction is better. Rows with a "
-            '<span class="badge">paper</span>badge are published numbers with their protocol and source '
-            "(P320 = over the first 320 test images); they are references, not ocbench runs. "
-            "Click a column header to sort.")
+    note = ("Each table has up to four tiers, each under its own heading: <strong>Published</strong> (the papers' numbers; "
+            'rows with a <span class="badge">paper</span>badge, their protocol and source; P320 = over the first '
+            "320 test images), <strong>ocbench reference runs</strong> (the paper profile, trained on a GPU; device, steps "
+            "done / scheduled and seeds in the source column), <strong>Your runs</strong> and <strong>Pipeline check</strong> (learned "
+            "methods trained for seconds under a short profile: proof that the pipeline runs, not a result; "
+            "left out of the figures). Cells: mean ± sample std over seeds (fractions such as ARI, IoU, MOTA and "
+            "accuracies in %, MSE and LPIPS raw; each metric's label, unit and direction as its records state "
+            "them); “n=1” marks one seed; ↑/↓ say which direction is "
+            "better. Click a column header to sort within each tier.")
     if neutral_note(tables):
         note += " " + _e(neutral_note(tables))
     return f"""<!DOCTYPE html>

@@ -1,18 +1,19 @@
-"""Published ("paper") reference rows, transcribed into ``paper_results.csv``.
+"""Published ("paper") reference rows, transcribed into ``paper_results.csv``, the one place for them.
 
-Source: the table "Reference ("paper") rows for the leaderboard" at the end of
-``specs/baselines.md`` and the *Published* lines of ``specs/datasets.md`` (checked against the seed
-papers 000, 001 and 004). Conventions of the transcription:
+Sources: Greff et al. 2019 (IODINE), Table 1; Monnier et al. 2021 (DTI-Sprites), Tables 1 and 5 (its
+Slot Attention row cites Locatello et al. 2020); Zablotskaia et al. 2020 (the model later published as
+PROVIDE), Tables 1 and 2. The ``source`` column cites author, year and table as a reader can look them
+up. Conventions of the transcription:
 
 - ``value``/``std`` are on ocbench's fraction scale (99.5 % -> 0.995); ``scale`` keeps the scale the
-  spec table gives ("percent" or "fraction").
+  source printed ("percent" or "fraction").
 - ``seeds`` is the number of runs averaged by the source, empty where none is stated (Bouncing Balls);
   ``notes`` keeps the rest ("1 outlier run of 5 dropped", the K of the semantic scores, ...).
 - ``protocol``: "P320" = mean over the first 320 test images (split ``protocol320``); "first L frames"
-  = the first L frames of the 4-ball test videos, with L in the ``length`` column (seed 000 Table 1);
-  "per-frame" = IODINE scored frame by frame, slot identity ignored (seed 000 §4.3; IODINE is an image
-  model, so its Table 2 rows are per-frame too); "6-8 balls, K = 9" = seed 000 Table 2, whose clip
-  length is not stated.
+  = the first L frames of the 4-ball test videos, with L in the ``length`` column (Zablotskaia et al.
+  2020, Table 1); "per-frame" = IODINE scored frame by frame, slot identity ignored (Zablotskaia et al.
+  2020, §4.3; IODINE is an image model, so its Table 2 rows are per-frame too); "6-8 balls, K = 9" =
+  Zablotskaia et al. 2020, Table 2, whose clip length is not stated.
 - Splits: Bouncing Balls 4-ball rows -> ``test``; 6-8 balls -> ``test_678`` (binary, and colour with
   ``colours4``) or ``test_678_colours8`` (colour with 8 colours).
 """

@@ -61,6 +61,10 @@ _PER_FRAME = "mean over samples of the per-frame mean"
 _PER_IMAGE_MSE = "per frame over C·H·W, mean over frames, then over samples"
 _TRACK = "event counts summed over videos (motmetrics OVERALL), then the ratio"
 _COUNT = "summed over videos"
+_IDENTITY = ("one trajectory matching per video; IDTP, GT and predicted detections summed over videos "
+             "(motmetrics OVERALL, TrackEval combine_sequences), then the ratio: not a mean of per-video scores")
+_HOTA = ("one assignment per frame; per threshold alpha in 0.05..0.95 (19): TP/FN/FP summed over videos, "
+         "per-video AssA/LocA weighted by TP (TrackEval combine_sequences); then the mean over the 19 thresholds")
 _SEMANTIC = "one confusion matrix [GT class, predicted class] over the split's pixels, Hungarian class mapping"
 _CLUSTER = "one point per GT object and sample (its majority predicted class), Hungarian or many-to-one mapping"
 
@@ -88,6 +92,21 @@ _ROWS = [
     _m("mostly_tracked", "mot", "mostly tracked", "count", True, "tracking", {"masks", "video"}, _COUNT),
     _m("partially_tracked", "mot", "partially tracked", "count", None, "tracking", {"masks", "video"}, _COUNT),
     _m("mostly_lost", "mot", "mostly lost", "count", False, "tracking", {"masks", "video"}, _COUNT),
+    _m("num_fragmentations", "mot", "fragmentations", "count", False, "tracking", {"masks", "video"},
+       _COUNT + " (per track: tracked -> missed -> tracked interruptions)"),
+    _m("idf1", "idf1", "IDF1", "fraction", True, "tracking", {"masks", "video"},
+       "2·ΣIDTP / (ΣGT + Σpredicted detections); " + _IDENTITY),
+    _m("idp", "idp", "IDP", "fraction", True, "tracking", {"masks", "video"},
+       "ΣIDTP / Σpredicted detections; " + _IDENTITY),
+    _m("idr", "idr", "IDR", "fraction", True, "tracking", {"masks", "video"}, "ΣIDTP / ΣGT detections; " + _IDENTITY),
+    _m("hota", "hota", "HOTA", "fraction", True, "tracking", {"masks", "video"},
+       "sqrt(DetA·AssA) per threshold; " + _HOTA),
+    _m("deta", "deta", "DetA", "fraction", True, "tracking", {"masks", "video"},
+       "TP / (TP + FN + FP) per threshold; " + _HOTA),
+    _m("assa", "assa", "AssA", "fraction", True, "tracking", {"masks", "video"},
+       "mean association IoU of the TPs per threshold; " + _HOTA),
+    _m("loca", "loca", "LocA", "fraction", True, "tracking", {"masks", "video"},
+       "mean IoU of the TPs per threshold; " + _HOTA),
     _m("mse", "mse", "MSE", "squared error", False, "reconstruction", {"masks", "recon"}, _PER_IMAGE_MSE, True),
     _m("mse_sum", "mse_sum", "MSE (sum over C·H·W)", "squared error", False, "reconstruction", {"masks", "recon"},
        _PER_IMAGE_MSE),

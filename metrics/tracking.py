@@ -65,18 +65,6 @@ from .versions import VERSIONS
 __all__ = ["clear_mot", "mot", "clear_mot_boxes", "hota", "hota_boxes", "TrackingAccumulator",
            "BoxTrackingAccumulator", "frame_inputs", "box_frame_inputs", "COUNT_KEYS"]
 
-# Conventions of the values added with issue 11 (registered here, beside the code that defines them).
-VERSIONS.setdefault("mot_boxes", "mot_boxes/1 motmetrics-1.4.0-semantics per-video-accumulator float-box-iou(boxiou) "
-                                 "dist=1-iou forbidden-if>1-thr counts-summed")
-VERSIONS.setdefault("identity", "identity/1 motmetrics-1.4.0-id_global_assignment per-video pairs-allowed-as-clear-mot "
-                                "idf1=2idtp/(gt+pred) counts-summed")
-VERSIONS.setdefault("hota", "hota/1 trackeval-1.3.0 alphas=arange(0.05,0.99,0.05) one-hungarian-per-frame"
-                            "(alignment*sim) match-if-sim>=alpha-eps per-video combine_sequences mean-over-alphas")
-for _k in ("idf1", "idp", "idr"):
-    VERSIONS.setdefault(_k, VERSIONS["identity"])
-for _k in ("deta", "assa", "loca"):
-    VERSIONS.setdefault(_k, VERSIONS["hota"])
-
 COUNT_KEYS = ("num_frames", "num_objects", "num_matches", "num_switches", "num_misses", "num_false_positives")
 _GEOMETRIES = ("mask", "box")
 _OCRB_MIN_PIXELS = 6  # OCRB keeps a mask when mask.sum() > 5

@@ -31,6 +31,14 @@ VERSIONS: dict[str, str] = {
     "mot": "mot/1 motmetrics-1.4.0-semantics per-video-accumulator mask-iou>=0.5 dist=1-iou "
            "exclude-bg-iou>0.2 counts-summed",
     "mot_ocrb": "mot_ocrb/1 ocrb-eval_mot frames[2,10) masks>5px dist>0.5-forbidden exclude-bg one-accumulator",
+    "mot_boxes": "mot_boxes/1 motmetrics-1.4.0-semantics per-video-accumulator float-box-iou(boxiou) "
+                 "dist=1-iou forbidden-if>1-thr counts-summed",
+    # §6.3: IDF1, IDP, IDR (and idtp, idfn, idfp)
+    "identity": "identity/1 motmetrics-1.4.0-id_global_assignment per-video pairs-allowed-as-clear-mot "
+                "idf1=2idtp/(gt+pred) counts-summed",
+    # §6.4: HOTA, DetA, AssA, LocA (and DetRe, DetPr, AssRe, AssPr, OWTA)
+    "hota": "hota/1 trackeval-1.3.0 alphas=arange(0.05,0.99,0.05) one-hungarian-per-frame(alignment*sim) "
+            "match-if-sim>=alpha-eps per-video combine_sequences mean-over-alphas",
     # §7
     "mse": "mse/1 mean-over-CHW per-frame in[0,1] mean-over-frames float64",
     "mse_sum": "mse_sum/1 sum-over-CHW per-frame in[0,1] mean-over-frames float64",
@@ -40,6 +48,10 @@ VERSIONS: dict[str, str] = {
 # every CLEAR-MOT summary value carries the tracking convention
 for _k in ("mota", "motp", "motp_iou"):
     VERSIONS[_k] = VERSIONS["mot"]
+for _k in ("idf1", "idp", "idr"):
+    VERSIONS[_k] = VERSIONS["identity"]
+for _k in ("deta", "assa", "loca"):
+    VERSIONS[_k] = VERSIONS["hota"]
 
 
 def version(name: str) -> str:

@@ -280,7 +280,8 @@ EXPECTED = {
 def test_per_dataset_settings_give_the_configs_of_before(method):
     cls = baselines.get_method(method)
     defaults = dataclasses.asdict(cls.Config())
-    pairs = {(d, v) for d, spec in generators.registry().items() for v in spec.variants}
+    # the built-in datasets (tests register private ones, named with a leading underscore)
+    pairs = {(d, v) for d, spec in generators.registry().items() if not d.startswith("_") for v in spec.variants}
     assert pairs <= set(EXPECTED[method]), f"new datasets to freeze: {sorted(pairs - set(EXPECTED[method]))}"
     for (dataset, variant), changed in EXPECTED[method].items():
         cfg = cls.make_config(dataset, variant)

@@ -78,12 +78,12 @@ def driver():
 
 def _column(table, index: int) -> list[str]:
     return [tr.find_elements("css selector", "td")[index].get_attribute("data-value")
-            for tr in table.find_elements("css selector", "tbody tr")]
+            for tr in table.find_elements("css selector", "tbody tr[data-source]")]
 
 
 def _labels(table) -> list[str]:
     return [tr.find_elements("css selector", "td")[0].get_attribute("data-value")
-            for tr in table.find_elements("css selector", "tbody tr")]
+            for tr in table.find_elements("css selector", "tbody tr[data-source]")]
 
 
 def test_page_loads_with_every_dataset_section(driver, page):
@@ -148,3 +148,48 @@ def test_numeric_sort_is_not_text_sort(driver, page):
     runs = next(i for i, th in enumerate(headers) if th.text.startswith("runs"))
     headers[runs].click()  # 0 ok (MONet) < 2 ok
     assert _labels(table)[0] == "MONet"
+
+
+@pytest.fixture(scope="module")
+def tiered_page(tmp_path_factory):
+    """A smoke page with the three kinds of ocbench rows: a reference run (paper profile, GPU), ConnComp,
+    and two learned methods trained for seconds (pipeline check)."""
+    def tier_rec(method, profile, fg, fit=None, device="cpu"):
+        r = _rec(method, 0, metrics={"fg_ari": fg, "ari": 0.5})
+        r.update(profile=profile, device=device, fit_info=fit or {}, run_id=f"{method}-{profile}")
+        return r
+
+    fit = {"steps": 2, "total_steps": 2}
+    recs = [tier_rec("slot_attention", "paper", 0.979, {"steps": 83480, "total_steps": 500000}, "cuda"),
+            tier_rec("conncomp", "smoke", 0.973), tier_rec("slot_attention", "smoke", 0.05, fit),
+            tier_rec("iodine", "smoke", 0.2, fit)]
+    return build(recs, tmp_path_factory.mktemp("lb_tiers"), profile="smoke", paper=False)["index.html"]
+
+
+def test_tiers_are_marked_and_sorting_never_mixes_them(driver, tiered_page):
+    driver.get(tiered_page.as_uri())
+    table = driver.find_element(
+        "css selector", 'table[data-dataset="tetrominoes"][data-split="test"][data-kind="main"]')
+    heads = [h.text for h in table.find_elements("css selector", "tr.tier-head .tier-title")]
+    assert heads == ["ocbench reference runs", "Your runs (smoke profile)", "Pipeline check (smoke profile)"]
+    assert all(h.is_displayed() for h in table.find_elements("css selector", "tr.tier-head"))
+    ref = table.find_element("css selector", 'tbody[data-tier="reference"] tr[data-source]')
+    assert "cuda · 83,480 / 500,000 steps · seed 0" in ref.text
+    pipe = table.find_element("css selector", 'tbody[data-tier="pipeline"] tr[data-source]')
+    assert pipe.value_of_css_property("color") != ref.value_of_css_property("color")  # greyed out
+
+    def tiers():
+        return [(b.get_attribute("data-tier"), [tr.find_element("css selector", "td").get_attribute("data-value")
+                                                for tr in b.find_elements("css selector", "tr[data-source]")])
+                for b in table.find_elements("css selector", "tbody")]
+
+    assert tiers() == [("reference", ["Slot Attention"]), ("yours", ["ConnComp"]),
+                       ("pipeline", ["IODINE", "Slot Attention"])]
+    col = next(th for th in table.find_elements("css selector", "thead th") if th.get_attribute("data-metric") == "fg_ari")
+    col.click()
+    col.click()  # descending: Slot Attention (paper, 97.9) would lead the whole table if tiers were mixed
+    assert tiers() == [("reference", ["Slot Attention"]), ("yours", ["ConnComp"]),
+                       ("pipeline", ["IODINE", "Slot Attention"])]
+    col.click()  # ascending within the pipeline check: Slot Attention (5.0) before IODINE (20.0)
+    assert tiers()[2] == ("pipeline", ["Slot Attention", "IODINE"])
+    assert [tr.get_attribute("class") for tr in table.find_elements("css selector", "tbody tr")][0] == "tier-head"

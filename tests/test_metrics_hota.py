@@ -250,7 +250,10 @@ def rectangles(draw):
             w, h = draw(st.integers(1, 10)), draw(st.integers(1, 20))
             gb.append([x, y, w, h])
             dx, dy, dw, dh = (draw(st.integers(-3, 3)) for _ in range(4))
-            pb.append([max(16 * k, x + dx), max(0, y + dy), max(1, min(w + dw, 10)), max(1, h + dh)])
+            px, py = max(16 * k, x + dx), max(0, y + dy)
+            # the predicted box stays in its own 16-px cell and inside the 64x64 frame, or its mask would be
+            # clipped or overwritten and the two paths could not agree
+            pb.append([px, py, max(1, min(w + dw, 10, 16 * (k + 1) - px)), max(1, min(h + dh, 64 - py))])
         g_frames.append(np.array(gb, float))
         p_frames.append(np.array(pb, float))
     present = draw(st.lists(st.lists(st.booleans(), min_size=K, max_size=K), min_size=T, max_size=T))
