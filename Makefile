@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # CPU build from this machine's disk; users with GPUs keep their own torch (any >= 2.3)
 TORCH ?= torch==2.13.0
 
-.PHONY: setup run test test-all bench clean
+.PHONY: setup run test test-all lint bench clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -21,6 +21,10 @@ run: setup
 
 test: setup
 	$(PY) -m pytest -q -n 2
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test-all: setup
 	$(PY) -m pytest -q -n 2 -m "slow or not slow"

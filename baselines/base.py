@@ -22,6 +22,7 @@ Test-time slots: a split may declare the number of slots it is scored with (Boun
 :meth:`Method.apply_eval_slots`; the harness then calls :meth:`Method.set_eval_slots` before scoring
 such a split, and stores the K used in the record. Every other method is scored with its trained K.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,8 +32,9 @@ import importlib.util
 import json
 import pkgutil
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from ocbench_common import names as _names
 from ocbench_common.registry import Registry
@@ -148,8 +150,10 @@ class Method:
             raise MethodError(f"{self.name}: the number of slots must be a positive integer, got {k!r}")
         trained = self.num_slots()
         if not self.variable_slots or trained is None:
-            raise MethodError(f"{self.name} cannot change its number of slots at test time (variable_slots is "
-                              f"not set{'; it has no slots' if trained is None else ''}); score it with its trained K")
+            raise MethodError(
+                f"{self.name} cannot change its number of slots at test time (variable_slots is "
+                f"not set{'; it has no slots' if trained is None else ''}); score it with its trained K"
+            )
         self.apply_eval_slots(trained if k is None else int(k))
 
     def apply_eval_slots(self, k: int) -> None:  # pragma: no cover - interface
@@ -208,15 +212,18 @@ def dataset_overrides(table: Mapping[Any, Mapping[str, Any]], dataset: str, vari
     return out
 
 
-def config_for(config: type, table: Mapping[Any, Mapping[str, Any]], dataset: str, variant: str | None,
-               what: str = "") -> Any:
+def config_for(
+    config: type, table: Mapping[Any, Mapping[str, Any]], dataset: str, variant: str | None, what: str = ""
+) -> Any:
     """``config(**dataset_overrides(...))``; a row naming a field the Config lacks is a MethodError."""
     values = dataset_overrides(table, dataset, variant)
     names = {f.name for f in dataclasses.fields(config)}
     bad = sorted(set(values) - names)
     if bad:
-        raise MethodError(f"{what or config.__name__}: the per-dataset settings of {dataset!r} name {bad}, which "
-                          f"{config.__name__} does not have; valid: {sorted(names)}")
+        raise MethodError(
+            f"{what or config.__name__}: the per-dataset settings of {dataset!r} name {bad}, which "
+            f"{config.__name__} does not have; valid: {sorted(names)}"
+        )
     return config(**values)
 
 
@@ -250,8 +257,9 @@ def _method_owner(cls: type, origin: dict | None) -> str:
 # the methods, and where each came from (stored in every record it makes, ``method_origin``):
 # {"kind": "builtin", "module": ...}, {"kind": "entry_point", "name": ..., "value": ...},
 # {"kind": "plugin", "path": ..., "sha256": <of the file as imported>} or {"kind": "module", "module": ...}
-_REG: Registry[type[Method]] = Registry("method", MethodError, discover=lambda: _discover_modules(),
-                                        owner=_method_owner)
+_REG: Registry[type[Method]] = Registry(
+    "method", MethodError, discover=lambda: _discover_modules(), owner=_method_owner
+)
 _METHODS: dict[str, type[Method]] = _REG.entries
 _ORIGINS: dict[str, dict] = _REG.meta
 # the origin of the code being imported right now (set by _discover and load_plugin), None otherwise
@@ -270,8 +278,14 @@ def _origin_of(cls: type) -> dict:
     return {"kind": kind, "module": module}
 
 
-def register_method(name: str, *, kinds: set[str] | frozenset[str], config: type | None = None,
-                    frame_by_frame: bool | None = None, learned: bool = True):
+def register_method(
+    name: str,
+    *,
+    kinds: set[str] | frozenset[str],
+    config: type | None = None,
+    frame_by_frame: bool | None = None,
+    learned: bool = True,
+):
     check_name(name)
     bad = set(kinds) - KINDS
     if bad:
@@ -282,12 +296,18 @@ def register_method(name: str, *, kinds: set[str] | frozenset[str], config: type
         held = _ORIGINS.get(name)
         # a plugin or entry point may replace another plugin's method, never a built-in one unasked: its
         # records would land under the harness's own run ids
-        if (origin["kind"] in ("plugin", "entry_point") and held is not None and held["kind"] != "plugin"
-                and not (_LOADING or {}).get("replace_builtin")):
+        if (
+            origin["kind"] in ("plugin", "entry_point")
+            and held is not None
+            and held["kind"] != "plugin"
+            and not (_LOADING or {}).get("replace_builtin")
+        ):
             where = origin.get("path") or f"entry point {origin.get('name')} = {origin.get('value')}"
-            raise PluginRefused(f"{where} registers {name!r}, the name of a {held['kind']} method "
-                                f"({held.get('module') or held.get('name')}); rename the method, or pass "
-                                f"--replace-builtin to replace it")
+            raise PluginRefused(
+                f"{where} registers {name!r}, the name of a {held['kind']} method "
+                f"({held.get('module') or held.get('name')}); rename the method, or pass "
+                f"--replace-builtin to replace it"
+            )
         cls.name = name
         cls.kinds = frozenset(kinds)
         if config is not None:
@@ -300,7 +320,8 @@ def register_method(name: str, *, kinds: set[str] | frozenset[str], config: type
         # a plugin may take another plugin's name, and a built-in one when asked (--replace-builtin); any
         # other owner's name is refused by the registry (two modules calling themselves "slot_attention")
         replacing = origin["kind"] in ("plugin", "entry_point") and (
-            held is None or held["kind"] == "plugin" or bool((_LOADING or {}).get("replace_builtin")))
+            held is None or held["kind"] == "plugin" or bool((_LOADING or {}).get("replace_builtin"))
+        )
         _REG.add(name, cls, origin, replace=replacing)
         return cls
 
@@ -343,8 +364,11 @@ def _discover_modules() -> None:
             ep.load()
         except Exception as e:  # a broken third-party plugin must not hide the built-in methods
             _restore(*before)
-            print(f"warning: the {ENTRY_POINT_GROUP} entry point {ep.name} = {ep.value} failed to load "
-                  f"and was left out: {type(e).__name__}: {e}", file=sys.stderr)
+            print(
+                f"warning: the {ENTRY_POINT_GROUP} entry point {ep.name} = {ep.value} failed to load "
+                f"and was left out: {type(e).__name__}: {e}",
+                file=sys.stderr,
+            )
         finally:
             _LOADING = None
 
@@ -377,8 +401,12 @@ def load_plugin(path: str | Path, *, replace_builtin: bool = False) -> list[str]
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
     prev = _LOADING
-    _LOADING = {"kind": "plugin", "path": key, "sha256": hashlib.sha256(source).hexdigest(),
-                "replace_builtin": bool(replace_builtin)}
+    _LOADING = {
+        "kind": "plugin",
+        "path": key,
+        "sha256": hashlib.sha256(source).hexdigest(),
+        "replace_builtin": bool(replace_builtin),
+    }
     try:
         exec(compile(source, key, "exec"), module.__dict__)
         error = None
@@ -392,11 +420,14 @@ def load_plugin(path: str | Path, *, replace_builtin: bool = False) -> list[str]
     new = sorted(n for n, c in _METHODS.items() if before[0].get(n) is not c)
     if error is None and not replace_builtin:
         # also when the plugin swallowed the refusal that register_method raised
-        taken = [n for n in before[0] if (n in new or n not in _METHODS)
-                 and before[1].get(n, {}).get("kind") != "plugin"]
+        taken = [
+            n for n in before[0] if (n in new or n not in _METHODS) and before[1].get(n, {}).get("kind") != "plugin"
+        ]
         if taken:
-            error = PluginRefused(f"plugin {path} replaces built-in method(s) {taken}; rename them, or "
-                                  f"pass --replace-builtin to replace them")
+            error = PluginRefused(
+                f"plugin {path} replaces built-in method(s) {taken}; rename them, or "
+                f"pass --replace-builtin to replace them"
+            )
     if error is None and not new:
         error = MethodError(f"plugin {path} registered no method (use @baselines.register_method)")
     if error is not None:

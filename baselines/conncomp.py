@@ -11,14 +11,15 @@ similarity of RGB vectors (`specs/baselines.md`): Tetrominoes' bevels scale a pi
 over the whole batch: one sparse graph over every foreground pixel of every frame, labelled by
 ``scipy.sparse.csgraph.connected_components``.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from scipy import ndimage
+from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -41,7 +42,7 @@ class ConnCompConfig:
     max_match_px: float = math.inf
 
     @classmethod
-    def for_dataset(cls, dataset: str, variant: str | None = None) -> "ConnCompConfig":
+    def for_dataset(cls, dataset: str, variant: str | None = None) -> ConnCompConfig:
         """The config :data:`DATASET_SETTINGS` gives (dataset, variant)."""
         return config_for(cls, DATASET_SETTINGS, dataset, variant)
 
@@ -187,7 +188,7 @@ def track_video(labels: np.ndarray, video: np.ndarray, cfg: ConnCompConfig, stat
     next_id = 1
     for t in range(T):
         k = int((cnt[t, 1:] > 0).sum())  # labels are 1..k per frame
-        cent, col = cent_all[t, 1:k + 1], col_all[t, 1:k + 1]
+        cent, col = cent_all[t, 1 : k + 1], col_all[t, 1 : k + 1]
         ids = np.zeros(k, np.int32)
         if k and len(prev_ids):
             d = np.linalg.norm(cent[:, None, :] - prev_cent[None, :, :], axis=-1)
@@ -227,9 +228,17 @@ class ConnComp(Method):
         else:
             cnt, cent, col = _component_stats(flat, frames)
             labels = flat.reshape(B, T, H, W)
-            masks = np.stack([track_video(labels[b], video[b], self.config,
-                                          (cnt[b * T:(b + 1) * T], cent[b * T:(b + 1) * T], col[b * T:(b + 1) * T]))
-                              for b in range(B)]).astype(np.int64)
+            masks = np.stack(
+                [
+                    track_video(
+                        labels[b],
+                        video[b],
+                        self.config,
+                        (cnt[b * T : (b + 1) * T], cent[b * T : (b + 1) * T], col[b * T : (b + 1) * T]),
+                    )
+                    for b in range(B)
+                ]
+            ).astype(np.int64)
         if device is not None:
             import torch
 

@@ -68,6 +68,7 @@ step and the step losses by 6e-4..2e-3; with this float32 path the first step is
 differ by 1e-3..1e-2 (from the bf16 refinement network alone). On CUDA the trainer's TF32 setting still
 applies to these float32 convs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -119,7 +120,7 @@ class IODINEConfig(TrainSettings):
     predict_batch_size: int = 128
 
     @classmethod
-    def for_dataset(cls, dataset: str, variant: str | None = None) -> "IODINEConfig":
+    def for_dataset(cls, dataset: str, variant: str | None = None) -> IODINEConfig:
         """The config :data:`DATASET_SETTINGS` gives (dataset, variant)."""
         return config_for(cls, DATASET_SETTINGS, dataset, variant)
 
@@ -175,7 +176,7 @@ def _sonnet_init_(model: nn.Module) -> None:
                     nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
                 m.bias_ih.zero_()
                 m.bias_hh.zero_()
-                m.bias_ih[m.hidden_size:2 * m.hidden_size] = 1.0  # gates i, f, g, o
+                m.bias_ih[m.hidden_size : 2 * m.hidden_size] = 1.0  # gates i, f, g, o
 
 
 class IODINEModel(nn.Module):
@@ -194,9 +195,16 @@ class IODINEModel(nn.Module):
         # lambda^(1): TF1 get_variable default (glorot uniform over a [2z] vector: fan_in = fan_out = 2z)
         bound = math.sqrt(6.0 / (4 * z))
         self.lambda0 = nn.Parameter(torch.empty(2 * z).uniform_(-bound, bound))
-        self.decoder = BroadcastDecoder(z + 1, channels + 1, resolution, [cfg.decoder_channels] * cfg.decoder_layers,
-                                        kernel=cfg.decoder_kernel, out_kernel=cfg.decoder_kernel, act=nn.ELU,
-                                        coords="linear")
+        self.decoder = BroadcastDecoder(
+            z + 1,
+            channels + 1,
+            resolution,
+            [cfg.decoder_channels] * cfg.decoder_layers,
+            kernel=cfg.decoder_kernel,
+            out_kernel=cfg.decoder_kernel,
+            act=nn.ELU,
+            coords="linear",
+        )
         self.register_buffer("coords", coord_channels(h, w, "cos", cfg.coord_freqs), persistent=False)
         in_ch = self.refine_in_channels(channels, cfg.coord_freqs)
         r = cfg.refine_channels
@@ -210,9 +218,15 @@ class IODINEModel(nn.Module):
         cat = cfg.refine_mlp + 4 * z + 1  # [features, dzp, flat_capacity, zp]
         self.lstm = nn.LSTMCell(cat, cfg.lstm) if cfg.lstm else None
         self.refine_out = nn.Linear(cfg.lstm or cat, 2 * z)  # ResHead
-        self.norms = nn.ModuleDict({"dcomponents": SonnetLayerNorm(channels), "dmask": SonnetLayerNorm(1),
-                                    "dzp": SonnetLayerNorm(2 * z), "log_prob": SonnetLayerNorm(1),
-                                    "counterfactual": SonnetLayerNorm(1)})
+        self.norms = nn.ModuleDict(
+            {
+                "dcomponents": SonnetLayerNorm(channels),
+                "dmask": SonnetLayerNorm(1),
+                "dzp": SonnetLayerNorm(2 * z),
+                "log_prob": SonnetLayerNorm(1),
+                "counterfactual": SonnetLayerNorm(1),
+            }
+        )
         _sonnet_init_(self)
         self.loss_weights = np.linspace(0.0, 1.0, cfg.refinement_steps + 1).tolist()  # io L466-468
 
@@ -234,8 +248,9 @@ class IODINEModel(nn.Module):
             return logistic_log_prob(x, means, self.cfg.pixel_scale)
         return gaussian_log_prob(x, means, self.cfg.pixel_scale)
 
-    def _score(self, x: torch.Tensor, lam: torch.Tensor, sample: bool,
-               generator: torch.Generator | None = None) -> dict:
+    def _score(
+        self, x: torch.Tensor, lam: torch.Tensor, sample: bool, generator: torch.Generator | None = None
+    ) -> dict:
         """Decode lambda [B,K,2z] and score x [B,C,H,W]; call with autocast disabled.
 
         ``sample=False`` decodes the posterior means: every slot starts from the same lambda^(1), so without
@@ -258,10 +273,17 @@ class IODINEModel(nn.Module):
         joint = log_m + log_pk
         log_px = torch.logsumexp(joint, dim=1)  # [B,H,W]
         re = -log_px.flatten(1).sum(1)  # [B]
-        kl = (0.5 * math.log(PRIOR_VAR) - torch.log(scale) + (scale ** 2 + loc ** 2) / (2 * PRIOR_VAR) - 0.5)
+        kl = 0.5 * math.log(PRIOR_VAR) - torch.log(scale) + (scale**2 + loc**2) / (2 * PRIOR_VAR) - 0.5
         loss = re.mean() + kl.sum(-1).sum(-1).mean()  # io L247 (and L177-186 per iteration)
-        return {"means": means, "logits": logits, "log_m": log_m, "log_pk": log_pk, "joint": joint,
-                "log_px": log_px, "loss": loss}
+        return {
+            "means": means,
+            "logits": logits,
+            "log_m": log_m,
+            "log_pk": log_pk,
+            "joint": joint,
+            "log_px": log_px,
+            "loss": loss,
+        }
 
     def _gradient_inputs(self, x: torch.Tensor, lam: torch.Tensor, s: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """The refinement inputs (spatial [B*K, C_in, H, W], flat [B*K, 4z+1]), float32; autocast disabled."""

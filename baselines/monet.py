@@ -34,6 +34,7 @@ sigmoid (ocbench choice: keeps the reconstruction in [0, 1]). The U-Net depth fo
 genesis (``models/monet_config.py``: ``UNet(int(np.log2(img_size) - 1))``: 5 blocks at 64², 4 at 35²);
 its channel widths are ocbench's (the paper does not list them).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,7 +72,7 @@ class MONetConfig(TrainSettings):
     warmup_steps: int = 0  # none
 
     @classmethod
-    def for_dataset(cls, dataset: str, variant: str | None = None) -> "MONetConfig":
+    def for_dataset(cls, dataset: str, variant: str | None = None) -> MONetConfig:
         """The config :data:`DATASET_SETTINGS` gives (dataset, variant)."""
         return config_for(cls, DATASET_SETTINGS, dataset, variant)
 
@@ -93,8 +94,9 @@ DATASET_SETTINGS = {
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.InstanceNorm2d(cout, affine=True),
-                         nn.ReLU())
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.InstanceNorm2d(cout, affine=True), nn.ReLU()
+    )
 
 
 class UNet(nn.Module):
@@ -110,8 +112,9 @@ class UNet(nn.Module):
         if h < 1 or w < 1:
             raise ValueError(f"{blocks} U-Net blocks halve {resolution} below one pixel")
         flat = widths[-1] * h * w
-        self.mlp = nn.Sequential(nn.Linear(flat, mlp), nn.ReLU(), nn.Linear(mlp, mlp), nn.ReLU(),
-                                 nn.Linear(mlp, flat), nn.ReLU())
+        self.mlp = nn.Sequential(
+            nn.Linear(flat, mlp), nn.ReLU(), nn.Linear(mlp, mlp), nn.ReLU(), nn.Linear(mlp, flat), nn.ReLU()
+        )
         self.up = nn.ModuleList(_block(2 * widths[i], widths[i - 1] if i else c) for i in range(blocks))
         self.out = nn.Conv2d(c, 1, 1)
 
@@ -138,14 +141,32 @@ class MONetModel(nn.Module):
         self.attention = UNet(channels + 1, cfg.unet_blocks, cfg.unet_channels, cfg.unet_mlp, resolution)
         v = cfg.vae_channels
         self.encoder = nn.Sequential(
-            nn.Conv2d(channels + 1, v, 3, 2, 1), nn.ReLU(), nn.Conv2d(v, v, 3, 2, 1), nn.ReLU(),
-            nn.Conv2d(v, 2 * v, 3, 2, 1), nn.ReLU(), nn.Conv2d(2 * v, 2 * v, 3, 2, 1), nn.ReLU(), nn.Flatten())
+            nn.Conv2d(channels + 1, v, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(v, v, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(v, 2 * v, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(2 * v, 2 * v, 3, 2, 1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
         for _ in range(4):
             h, w = (h + 1) // 2, (w + 1) // 2
-        self.encoder_head = nn.Sequential(nn.Linear(2 * v * h * w, cfg.vae_mlp), nn.ReLU(),
-                                          nn.Linear(cfg.vae_mlp, 2 * cfg.latent))
-        self.decoder = BroadcastDecoder(cfg.latent, channels + 1, resolution, [cfg.decoder_channels] * 4, kernel=3,
-                                        out_kernel=1, act=nn.ReLU, coords="linear", pad=4)
+        self.encoder_head = nn.Sequential(
+            nn.Linear(2 * v * h * w, cfg.vae_mlp), nn.ReLU(), nn.Linear(cfg.vae_mlp, 2 * cfg.latent)
+        )
+        self.decoder = BroadcastDecoder(
+            cfg.latent,
+            channels + 1,
+            resolution,
+            [cfg.decoder_channels] * 4,
+            kernel=3,
+            out_kernel=1,
+            act=nn.ReLU,
+            coords="linear",
+            pad=4,
+        )
         self.register_buffer("sigma", self._sigmas(num_slots), persistent=False)
 
     def _sigmas(self, k: int) -> torch.Tensor:

@@ -5,10 +5,11 @@ Slot Attention, MONet and IODINE all decode each slot with a *spatial broadcast 
 and a stride-1 CNN maps it to per-slot colour means and one mask logit. The pieces here are
 that decoder, the coordinate features of each paper, CNN encoders and mixture helpers.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -65,8 +66,14 @@ class SoftPositionEmbed(nn.Module):
         return x + self.proj(self.grid.to(x.dtype))
 
 
-def conv_stack(in_ch: int, channels: Sequence[int], kernel: int, act: type[nn.Module] = nn.ReLU,
-               stride: int = 1, padding: int | None = None) -> nn.Sequential:
+def conv_stack(
+    in_ch: int,
+    channels: Sequence[int],
+    kernel: int,
+    act: type[nn.Module] = nn.ReLU,
+    stride: int = 1,
+    padding: int | None = None,
+) -> nn.Sequential:
     """Conv layers each followed by ``act``; 'same' padding by default."""
     pad = kernel // 2 if padding is None else padding
     layers: list[nn.Module] = []
@@ -88,9 +95,21 @@ class BroadcastDecoder(nn.Module):
     EfficientMORL's Slot Attention decoder uses ``pad=3`` with conv5 padding 1 and conv3 padding 1.
     """
 
-    def __init__(self, latent: int, out_ch: int, resolution: tuple[int, int], hidden: Sequence[int],
-                 kernel: int, out_kernel: int, act: type[nn.Module] = nn.ReLU, coords: str = "linear",
-                 freqs: int = 0, pad: int = 0, conv_padding: int | None = None, out_padding: int | None = None):
+    def __init__(
+        self,
+        latent: int,
+        out_ch: int,
+        resolution: tuple[int, int],
+        hidden: Sequence[int],
+        kernel: int,
+        out_kernel: int,
+        act: type[nn.Module] = nn.ReLU,
+        coords: str = "linear",
+        freqs: int = 0,
+        pad: int = 0,
+        conv_padding: int | None = None,
+        out_padding: int | None = None,
+    ):
         super().__init__()
         self.h, self.w = resolution
         self.coords = coords
@@ -106,9 +125,11 @@ class BroadcastDecoder(nn.Module):
         out_pad = (0 if pad else out_kernel // 2) if out_padding is None else out_padding
         shrink = len(hidden) * (kernel - 1 - 2 * conv_pad) + (out_kernel - 1 - 2 * out_pad)
         if shrink != 2 * pad:
-            raise ValueError(f"pad={pad}: {len(hidden)} convs of kernel {kernel} (padding {conv_pad}) and an output "
-                             f"conv of kernel {out_kernel} (padding {out_pad}) shrink the grid by {shrink}, "
-                             f"not {2 * pad}")
+            raise ValueError(
+                f"pad={pad}: {len(hidden)} convs of kernel {kernel} (padding {conv_pad}) and an output "
+                f"conv of kernel {out_kernel} (padding {out_pad}) shrink the grid by {shrink}, "
+                f"not {2 * pad}"
+            )
         layers: list[nn.Module] = []
         c = in_ch
         for ch in hidden:

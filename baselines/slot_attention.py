@@ -22,6 +22,7 @@ the decoder with ``xavier_normal`` gain 0.02 (L77, ``lib/utils.py`` L32) and the
 softplus(1)) with learned parameters (L74, L110-115). ocbench keeps the official code's output (no
 squashing, mean MSE in [-1, 1]), PyTorch's default initialisation and the official slot initialisation.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,7 +60,7 @@ class SlotAttentionConfig(TrainSettings):
     eps: float = 1e-8  # Adam epsilon (official train.py) and the attention epsilon (model.py)
 
     @classmethod
-    def for_dataset(cls, dataset: str, variant: str | None = None) -> "SlotAttentionConfig":
+    def for_dataset(cls, dataset: str, variant: str | None = None) -> SlotAttentionConfig:
         """The config :data:`DATASET_SETTINGS` gives (dataset, variant)."""
         return config_for(cls, DATASET_SETTINGS, dataset, variant)
 
@@ -85,8 +86,9 @@ DATASET_SETTINGS = {
 class SlotAttentionModule(nn.Module):
     """Iterative attention: inputs [B,N,D_in] -> slots [B,K,D] (and the last attention [B,K,N])."""
 
-    def __init__(self, num_slots: int, dim: int, in_dim: int, iterations: int = 3, mlp_hidden: int = 128,
-                 eps: float = 1e-8):
+    def __init__(
+        self, num_slots: int, dim: int, in_dim: int, iterations: int = 3, mlp_hidden: int = 128, eps: float = 1e-8
+    ):
         super().__init__()
         self.k, self.dim, self.iterations, self.eps = num_slots, dim, iterations, eps
         self.norm_inputs = nn.LayerNorm(in_dim)
@@ -110,7 +112,7 @@ class SlotAttentionModule(nn.Module):
         k, v = self.kproj(inputs), self.v(inputs)
         noise = torch.randn(b, self.k, self.dim, device=inputs.device, dtype=self.mu.dtype)
         slots = self.mu + self.log_sigma.exp() * noise
-        scale = self.dim ** -0.5
+        scale = self.dim**-0.5
         attn = None
         for _ in range(self.iterations):
             prev = slots
@@ -134,25 +136,39 @@ class SlotAttentionAutoEncoder(nn.Module):
         e = cfg.encoder_channels
         self.k, self.channels = num_slots, channels
         self.encoder = nn.Sequential(
-            nn.Conv2d(channels, e, 5, padding=2), nn.ReLU(),
-            nn.Conv2d(e, e, 5, padding=2), nn.ReLU(),
-            nn.Conv2d(e, e, 5, padding=2), nn.ReLU(),
-            nn.Conv2d(e, e, 5, padding=2), nn.ReLU())
+            nn.Conv2d(channels, e, 5, padding=2),
+            nn.ReLU(),
+            nn.Conv2d(e, e, 5, padding=2),
+            nn.ReLU(),
+            nn.Conv2d(e, e, 5, padding=2),
+            nn.ReLU(),
+            nn.Conv2d(e, e, 5, padding=2),
+            nn.ReLU(),
+        )
         self.pos = SoftPositionEmbed(e, (h, w))
         self.norm = nn.LayerNorm(e)
         self.mlp = nn.Sequential(nn.Linear(e, e), nn.ReLU(), nn.Linear(e, e))
-        self.slot_attention = SlotAttentionModule(num_slots, cfg.slot_size, e, cfg.iterations, cfg.mlp_hidden,
-                                                  cfg.eps)
+        self.slot_attention = SlotAttentionModule(num_slots, cfg.slot_size, e, cfg.iterations, cfg.mlp_hidden, cfg.eps)
         # EMORL "small" decoder: each hidden conv shrinks the broadcast grid by kernel - 1 - 2 * padding
         per_layer = cfg.decoder_kernel - 1 - 2 * cfg.decoder_padding
         if per_layer < 0 or per_layer * cfg.decoder_layers % 2:
-            raise ValueError(f"decoder_kernel={cfg.decoder_kernel} with decoder_padding={cfg.decoder_padding} "
-                             f"cannot shrink a broadcast grid back to {h}x{w} in {cfg.decoder_layers} layers")
-        self.decoder = BroadcastDecoder(cfg.slot_size, channels + 1, (h, w),
-                                        [cfg.decoder_channels] * cfg.decoder_layers, kernel=cfg.decoder_kernel,
-                                        out_kernel=cfg.decoder_out_kernel, act=nn.ReLU, coords="sa",
-                                        pad=per_layer * cfg.decoder_layers // 2, conv_padding=cfg.decoder_padding,
-                                        out_padding=cfg.decoder_out_kernel // 2)
+            raise ValueError(
+                f"decoder_kernel={cfg.decoder_kernel} with decoder_padding={cfg.decoder_padding} "
+                f"cannot shrink a broadcast grid back to {h}x{w} in {cfg.decoder_layers} layers"
+            )
+        self.decoder = BroadcastDecoder(
+            cfg.slot_size,
+            channels + 1,
+            (h, w),
+            [cfg.decoder_channels] * cfg.decoder_layers,
+            kernel=cfg.decoder_kernel,
+            out_kernel=cfg.decoder_out_kernel,
+            act=nn.ReLU,
+            coords="sa",
+            pad=per_layer * cfg.decoder_layers // 2,
+            conv_padding=cfg.decoder_padding,
+            out_padding=cfg.decoder_out_kernel // 2,
+        )
 
     def set_num_slots(self, k: int) -> None:
         """Use ``k`` slots from now on: no weight depends on K (the K initial slots are samples of one learned

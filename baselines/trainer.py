@@ -23,14 +23,16 @@ training loss of a float batch ``x`` [B,C,H,W] in [0,1], and whose ``decompose(x
 - a tqdm bar with loss and steps/s; a validation FG-ARI learning curve in ``ctx.info["curve"]``;
 - divergence (NaN/inf loss) raises :class:`TrainingDiverged`; ``ctx.time_budget_s`` stops cleanly.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import pickle
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -127,8 +129,9 @@ def resolve_device(requested: str | torch.device | None = None) -> torch.device:
     try:
         dev = torch.device(requested)
     except (RuntimeError, TypeError) as e:
-        raise DeviceError(f"device={requested!r} is not a device torch knows (e.g. cpu, cuda, cuda:1, auto): "
-                          f"{e}") from None
+        raise DeviceError(
+            f"device={requested!r} is not a device torch knows (e.g. cpu, cuda, cuda:1, auto): {e}"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device={requested!r} was requested but CUDA is not available here")
     return dev
@@ -176,7 +179,7 @@ class FrameSource:
             self.frames = torch.empty(data.shape, dtype=torch.uint8, device=device)
             step = max(1, (256 * 2**20) // max(1, data[0].nbytes))
             for lo in range(0, self.n, step):
-                self.frames[lo:lo + step].copy_(torch.from_numpy(np.array(data[lo:lo + step])))
+                self.frames[lo : lo + step].copy_(torch.from_numpy(np.array(data[lo : lo + step])))
             self.gen = torch.Generator(device=device).manual_seed(seed)
         else:
             self.frames_np = data
@@ -239,17 +242,26 @@ class ClipSource(FrameSource):
         start = torch.randint(0, self.t - n_len + 1, (batch_size,), device=where, generator=self.gen)
         if self.on_device:
             return self.frames[idx[:, None], start[:, None] + torch.arange(n_len, device=where)]
-        return self._to_device(np.stack([self.frames_np[i, s:s + n_len]
-                                         for i, s in zip(idx.tolist(), start.tolist())]))
+        return self._to_device(
+            np.stack([self.frames_np[i, s : s + n_len] for i, s in zip(idx.tolist(), start.tolist())])
+        )
 
 
 def _rng_state(source: FrameSource) -> dict:
     """Every RNG state as tensors and plain numbers, so the checkpoint loads with ``weights_only=True``
     (numpy's state tuple holds an ndarray, which only a full, code-running unpickler can rebuild)."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    st = {"torch": torch.get_rng_state(), "data": source.gen.get_state(),
-          "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                    "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
+    st = {
+        "torch": torch.get_rng_state(),
+        "data": source.gen.get_state(),
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+    }
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
     return st
@@ -259,8 +271,9 @@ def _set_rng_state(st: dict, source: FrameSource) -> None:
     # RNG states are CPU ByteTensors; torch.load(map_location=cuda) moved them to the GPU
     torch.set_rng_state(st["torch"].cpu())
     n = st["numpy"]
-    np.random.set_state((n["kind"], n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        (n["kind"], n["keys"].cpu().numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     source.gen.set_state(st["data"].cpu())
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in st["cuda"]])
@@ -330,21 +343,28 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as e:  # what the weights-only unpickler raises for anything but plain data
-        first = next((ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln),
-                     str(e).splitlines()[0] if str(e) else "")
-        raise CheckpointError(f"checkpoint {path} holds more than tensors and plain values and was not loaded "
-                              f"({first[:200]}); {remedy}") from None
+        first = next(
+            (ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln),
+            str(e).splitlines()[0] if str(e) else "",
+        )
+        raise CheckpointError(
+            f"checkpoint {path} holds more than tensors and plain values and was not loaded ({first[:200]}); {remedy}"
+        ) from None
     except Exception as e:  # a truncated or garbled file: zip reader errors, EOFError, ...
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}); {remedy}") from None
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}); {remedy}"
+        ) from None
     missing = [k for k in CHECKPOINT_KEYS + ("digest",) if not isinstance(state, dict) or k not in state]
     if missing:
-        raise CheckpointError(f"checkpoint {path} is not a trainer checkpoint of this version (missing "
-                              f"{missing}); {remedy}")
+        raise CheckpointError(
+            f"checkpoint {path} is not a trainer checkpoint of this version (missing {missing}); {remedy}"
+        )
     digest = state.pop("digest")
     if digest != checkpoint_digest(state):
-        raise CheckpointError(f"checkpoint {path} was altered after it was written (its content does not match "
-                              f"its digest); {remedy}")
+        raise CheckpointError(
+            f"checkpoint {path} was altered after it was written (its content does not match its digest); {remedy}"
+        )
     return state
 
 
@@ -358,7 +378,7 @@ def predict_masks(model: nn.Module, video: torch.Tensor, batch_size: int = 256, 
     use_amp = amp and device.type == "cuda"
     try:
         for lo in range(0, video.shape[0], batch_size):
-            x = to_unit(video[lo:lo + batch_size].to(device, non_blocking=True))
+            x = to_unit(video[lo : lo + batch_size].to(device, non_blocking=True))
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
@@ -418,10 +438,20 @@ class Trainer:
     ``run()`` is the loop; :func:`train_model` is ``Trainer(...).run()``.
     """
 
-    def __init__(self, model: nn.Module, cfg: TrainSettings, train, val, ctx: FitContext,
-                 device: torch.device | None = None, on_device: bool | None = None, *,
-                 phases: Sequence[Phase] | None = None, source=None,
-                 curriculum: Callable[[int], Mapping[str, Any]] | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrainSettings,
+        train,
+        val,
+        ctx: FitContext,
+        device: torch.device | None = None,
+        on_device: bool | None = None,
+        *,
+        phases: Sequence[Phase] | None = None,
+        source=None,
+        curriculum: Callable[[int], Mapping[str, Any]] | None = None,
+    ):
         cfg.check()
         self.model, self.cfg, self.ctx, self.info = model, cfg, ctx, ctx.info
         self.device = device or resolve_device(ctx.device)
@@ -494,8 +524,10 @@ class Trainer:
             if not params:
                 raise ValueError(f"phase {phase.name!r} has no parameters to train")
             if any(id(p) not in owned for p in params):
-                raise ValueError(f"phase {phase.name!r} trains parameters outside the trainer's model, which "
-                                 f"would not be checkpointed; make its module a submodule of the model")
+                raise ValueError(
+                    f"phase {phase.name!r} trains parameters outside the trainer's model, which "
+                    f"would not be checkpointed; make its module a submodule of the model"
+                )
             paper_steps.append(steps)
         return paper_steps
 
@@ -514,8 +546,9 @@ class Trainer:
             opt = torch.optim.Adam(params, lr=s.lr, betas=tuple(s.betas), eps=s.eps, fused=self.cuda or None)
         else:
             opt = torch.optim.RMSprop(params, lr=s.lr, eps=s.eps)
-        schedule = Schedule(round(s.warmup_steps * self.sched_scale), s.decay_rate,
-                            max(1, round(s.decay_steps * self.sched_scale)))
+        schedule = Schedule(
+            round(s.warmup_steps * self.sched_scale), s.decay_rate, max(1, round(s.decay_steps * self.sched_scale))
+        )
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
 
     def compile(self, module: nn.Module):
@@ -552,10 +585,16 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
         """The checkpoint: tensors and plain values only (loaded with ``weights_only=True``)."""
-        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                "scheduler": self.sched.state_dict(), "rng": _rng_state(self.source), "step": self.step,
-                "curve": self.curve, "seconds": self.elapsed_before + (time.perf_counter() - self.t0),
-                "phase": self.phase_index}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "rng": _rng_state(self.source),
+            "step": self.step,
+            "curve": self.curve,
+            "seconds": self.elapsed_before + (time.perf_counter() - self.t0),
+            "phase": self.phase_index,
+        }
 
     def save(self) -> None:
         if self.ckpt is not None:
@@ -569,19 +608,26 @@ class Trainer:
         state = load_checkpoint(self.ckpt, self.device)
         try:
             phase, step = state.get("phase", 0), state["step"]  # checkpoints before phases had one
-            if (isinstance(phase, bool) or not isinstance(phase, int) or not 0 <= phase < len(self.phases)
-                    or step < (self.ends[phase - 1] if phase else 0)
-                    or (phase + 1 < len(self.phases) and step > self.ends[phase])):
-                raise ValueError(f"it stopped at step {step} in phase {phase!r}, but this run's phases end at "
-                                 f"steps {self.ends}")
+            if (
+                isinstance(phase, bool)
+                or not isinstance(phase, int)
+                or not 0 <= phase < len(self.phases)
+                or step < (self.ends[phase - 1] if phase else 0)
+                or (phase + 1 < len(self.phases) and step > self.ends[phase])
+            ):
+                raise ValueError(
+                    f"it stopped at step {step} in phase {phase!r}, but this run's phases end at steps {self.ends}"
+                )
             self.model.load_state_dict(state["model"])
             self.enter_phase(phase)
             self.opt.load_state_dict(state["optimizer"])
             self.sched.load_state_dict(state["scheduler"])
             _set_rng_state(state["rng"], self.source)
         except (KeyError, TypeError, ValueError, RuntimeError) as e:  # another model's or an old format's state
-            raise CheckpointError(f"checkpoint {self.ckpt} does not fit this run ({_error_line(e)}); delete it "
-                                  f"(or run with --force) to train this unit from scratch") from None
+            raise CheckpointError(
+                f"checkpoint {self.ckpt} does not fit this run ({_error_line(e)}); delete it "
+                f"(or run with --force) to train this unit from scratch"
+            ) from None
         self.step, self.curve, self.elapsed_before = step, state["curve"], state["seconds"]
         self.info["resumed_from_step"] = step
         self.ctx.log(f"resuming from {self.ckpt} at step {step}")
@@ -604,8 +650,10 @@ class Trainer:
             elif hasattr(self.source, key):
                 setattr(self.source, key, value)
             else:
-                raise ValueError(f"curriculum setting {key!r} is neither batch_size nor an attribute of the batch "
-                                 f"source {type(self.source).__name__}; override Trainer.apply_settings to use it")
+                raise ValueError(
+                    f"curriculum setting {key!r} is neither batch_size nor an attribute of the batch "
+                    f"source {type(self.source).__name__}; override Trainer.apply_settings to use it"
+                )
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 frames [B,H,W,C] -> float [B,C,H,W] in [0,1] (channels-last on the GPU); clips
@@ -680,9 +728,12 @@ class Trainer:
     def add_point(self) -> None:
         """A learning-curve point: mean loss since the last one, validation FG-ARI, seconds so far."""
         phase = self.phases[self.phase_index]
-        point = {"step": self.step, "loss": float(np.mean(self.window)) if self.window else None,
-                 "val_fg_ari": self.validate() if phase.validate else None,
-                 "seconds": round(self.elapsed_before + time.perf_counter() - self.t0, 3)}
+        point = {
+            "step": self.step,
+            "loss": float(np.mean(self.window)) if self.window else None,
+            "val_fg_ari": self.validate() if phase.validate else None,
+            "seconds": round(self.elapsed_before + time.perf_counter() - self.t0, 3),
+        }
         if len(self.phases) > 1:
             point["phase"] = phase.name
         self.window.clear()
@@ -716,8 +767,14 @@ class Trainer:
         self.resume()
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=self.total, initial=self.step, disable=not self.ctx.progress, mininterval=1.0,
-                        desc=f"{type(self.model).__name__}", dynamic_ncols=True)
+        self.bar = tqdm(
+            total=self.total,
+            initial=self.step,
+            disable=not self.ctx.progress,
+            mininterval=1.0,
+            desc=f"{type(self.model).__name__}",
+            dynamic_ncols=True,
+        )
         self.t0, self.t_loop, self.steps_at_loop = time.perf_counter(), None, self.step
         try:
             while self.step < self.total:
@@ -738,19 +795,38 @@ class Trainer:
     def summary(self) -> dict:
         now = time.perf_counter()
         loop_s = now - self.t_loop if self.t_loop is not None else 0.0
-        self.info.update(steps=self.step, total_steps=self.total, budget_cut=self.budget_cut, device=str(self.device),
-                         amp=self.amp, compiled=self.compiled, data_on_device=getattr(self.source, "on_device", None),
-                         train_seconds=round(now - self.t0, 3),
-                         steps_per_second=round((self.step - self.steps_at_loop) / loop_s, 3) if loop_s > 0 else None,
-                         final_loss=self.last_loss, schedule_scale=self.sched_scale, curve=self.curve, status="ok")
+        self.info.update(
+            steps=self.step,
+            total_steps=self.total,
+            budget_cut=self.budget_cut,
+            device=str(self.device),
+            amp=self.amp,
+            compiled=self.compiled,
+            data_on_device=getattr(self.source, "on_device", None),
+            train_seconds=round(now - self.t0, 3),
+            steps_per_second=round((self.step - self.steps_at_loop) / loop_s, 3) if loop_s > 0 else None,
+            final_loss=self.last_loss,
+            schedule_scale=self.sched_scale,
+            curve=self.curve,
+            status="ok",
+        )
         if len(self.phases) > 1:
-            self.info["phases"] = [{"name": p.name, "steps": self.ends[i] - (self.ends[i - 1] if i else 0)}
-                                   for i, p in enumerate(self.phases)]
+            self.info["phases"] = [
+                {"name": p.name, "steps": self.ends[i] - (self.ends[i - 1] if i else 0)}
+                for i, p in enumerate(self.phases)
+            ]
         return self.info
 
 
-def train_model(model: nn.Module, cfg: TrainSettings, train, val, ctx: FitContext,
-                device: torch.device | None = None, on_device: bool | None = None) -> dict:
+def train_model(
+    model: nn.Module,
+    cfg: TrainSettings,
+    train,
+    val,
+    ctx: FitContext,
+    device: torch.device | None = None,
+    on_device: bool | None = None,
+) -> dict:
     """Train ``model`` on the frames of ``train``; fills and returns ``ctx.info`` (see :class:`Trainer`)."""
     return Trainer(model, cfg, train, val, ctx, device, on_device).run()
 
@@ -796,9 +872,12 @@ class LearnedImageMethod(Method):
         if video.ndim != 5 or video.dtype != torch.uint8:
             raise ValueError(f"batch['video'] must be uint8 [B,T,H,W,C], got {video.dtype} {tuple(video.shape)}")
         b, t, h, w, c = video.shape
-        ids, recon, soft = predict_masks(self.model, video.reshape(b * t, h, w, c),
-                                         self.config.predict_batch_size, self.config.amp)
+        ids, recon, soft = predict_masks(
+            self.model, video.reshape(b * t, h, w, c), self.config.predict_batch_size, self.config.amp
+        )
         k = soft.shape[1]
-        return Prediction(masks=ids.reshape(b, t, h, w),
-                          recon=recon.permute(0, 2, 3, 1).reshape(b, t, h, w, c),
-                          soft_masks=soft.reshape(b, t, k, h, w))
+        return Prediction(
+            masks=ids.reshape(b, t, h, w),
+            recon=recon.permute(0, 2, 3, 1).reshape(b, t, h, w, c),
+            soft_masks=soft.reshape(b, t, k, h, w),
+        )

@@ -1,4 +1,5 @@
 """``python -m benchmark``: datasets, generate, show, methods, run, results, score, export, leaderboard."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,11 @@ from .store import ResultsStore, default_root, path_inside, safe_name
 
 
 def _add_data_root(p):
-    p.add_argument("--data-root", default=None,
-                   help=f"dataset folder (default: ${generators.core.ENV_ROOT} or ~/.cache/ocbench/datasets)")
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help=f"dataset folder (default: ${generators.core.ENV_ROOT} or ~/.cache/ocbench/datasets)",
+    )
 
 
 def _add_results(p):
@@ -26,11 +30,18 @@ def _add_results(p):
 def _progress_bar(desc: str, total: int):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="sample", leave=True, file=sys.stderr,
-                disable=not sys.stderr.isatty() and os.environ.get("OCBENCH_PROGRESS") != "1")
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="sample",
+        leave=True,
+        file=sys.stderr,
+        disable=not sys.stderr.isatty() and os.environ.get("OCBENCH_PROGRESS") != "1",
+    )
 
 
 # ------------------------------------------------------------------------------ datasets
+
 
 def cmd_datasets(a) -> int:
     reg = generators.registry()
@@ -39,17 +50,40 @@ def cmd_datasets(a) -> int:
         for v in spec.variants:
             sizes = {p: sum(spec.sizes[p][s] for s in spec.split_names(p, v)) for p in PROFILES}
             st = generators.status(name, v, a.profile, a.data_root)
-            state = "verified" if all(x == "verified" for x in st.values()) else (
-                "missing" if all(x == "missing" for x in st.values()) else
-                ", ".join(f"{k}: {x.split(':')[0]}" for k, x in st.items() if x != "verified"))
-            rows.append((name, v, spec.kind, " / ".join(f"{p} {sizes[p]}" for p in PROFILES),
-                         _compact_splits(spec.test_splits(a.profile, v)), state))
+            state = (
+                "verified"
+                if all(x == "verified" for x in st.values())
+                else (
+                    "missing"
+                    if all(x == "missing" for x in st.values())
+                    else ", ".join(f"{k}: {x.split(':')[0]}" for k, x in st.items() if x != "verified")
+                )
+            )
+            rows.append(
+                (
+                    name,
+                    v,
+                    spec.kind,
+                    " / ".join(f"{p} {sizes[p]}" for p in PROFILES),
+                    _compact_splits(spec.test_splits(a.profile, v)),
+                    state,
+                )
+            )
     if a.json:
-        print(json.dumps([dict(zip(("dataset", "variant", "kind", "sizes", "test_splits", a.profile), r))
-                          for r in rows], indent=1))
+        print(
+            json.dumps(
+                [dict(zip(("dataset", "variant", "kind", "sizes", "test_splits", a.profile), r)) for r in rows],
+                indent=1,
+            )
+        )
         return 0
-    w = [max(len(str(r[i])) for r in rows + [("dataset", "variant", "kind", "samples per profile",
-                                                "test splits", "status")]) for i in range(6)]
+    w = [
+        max(
+            len(str(r[i]))
+            for r in rows + [("dataset", "variant", "kind", "samples per profile", "test splits", "status")]
+        )
+        for i in range(6)
+    ]
     head = ("dataset", "variant", "kind", "samples per profile", "test splits", f"status ({a.profile})")
     print("  ".join(h.ljust(w[i]) for i, h in enumerate(head)))
     for r in rows:
@@ -92,8 +126,9 @@ def cmd_generate(a) -> int:
                 last[0] = done
 
             t1 = time.time()
-            folder = generators.generate_split(name, split, v, a.profile, a.data_root, workers=a.workers,
-                                               force=a.force, progress=prog)
+            folder = generators.generate_split(
+                name, split, v, a.profile, a.data_root, workers=a.workers, force=a.force, progress=prog
+            )
             bar.close()
             print(f"{name}/{v}/{a.profile}/{split}: {n} samples verified in {folder} ({time.time() - t1:.1f}s)")
     print(f"done in {time.time() - t0:.1f}s")
@@ -111,6 +146,7 @@ def cmd_show(a) -> int:
 
 
 # ------------------------------------------------------------------------------ methods/run
+
 
 def _load_plugins(paths, replace_builtin: bool = False):
     from baselines import load_plugin
@@ -137,8 +173,10 @@ def cmd_methods(a) -> int:
 
     _load_plugins(a.plugin, a.replace_builtin)
     for name, cls in sorted(methods().items()):
-        print(f"{name:18s} kinds={','.join(sorted(cls.kinds)):28s} learned={str(cls.learned):5s}  "
-              f"{'frame-by-frame on video  ' if cls.frame_by_frame else ''}from {_origin_text(method_origin(name))}")
+        print(
+            f"{name:18s} kinds={','.join(sorted(cls.kinds)):28s} learned={str(cls.learned):5s}  "
+            f"{'frame-by-frame on video  ' if cls.frame_by_frame else ''}from {_origin_text(method_origin(name))}"
+        )
     return 0
 
 
@@ -165,6 +203,10 @@ def cmd_run(a) -> int:
     if not a.all and not a.methods and not a.datasets:
         print("error: say --all, or choose --methods and/or --datasets", file=sys.stderr)
         return 2
+    for opt, given in (("--methods", a.methods), ("--datasets", a.datasets)):
+        if given is not None and not given:  # argparse reads `--methods=--` as no names: never "all of them"
+            print(f"error: {opt} needs at least one name", file=sys.stderr)
+            return 2
     datasets = runner.parse_datasets(a.datasets)
     method_names = a.methods or None
     if method_names:
@@ -176,12 +218,23 @@ def cmd_run(a) -> int:
 
     device = str(resolve_device(a.device))
     units, incompatible = runner.plan(method_names, datasets, a.profile, a.seeds)
-    opts = runner.RunOptions(profile=a.profile, device=device, results=Path(a.results or default_root()),
-                             data_root=a.data_root, work_dir=Path(a.work_dir), retry_failed=a.retry_failed,
-                             force=a.force, time_budget_s=a.time_budget, max_steps=a.max_steps,
-                             unit_timeout_s=a.unit_timeout,
-                             overrides=_parse_overrides(a.set), plugins=tuple(str(Path(p).resolve()) for p in a.plugin or ()),
-                             workers=a.workers, progress=not a.no_progress, replace_builtin=a.replace_builtin)
+    opts = runner.RunOptions(
+        profile=a.profile,
+        device=device,
+        results=Path(a.results or default_root()),
+        data_root=a.data_root,
+        work_dir=Path(a.work_dir),
+        retry_failed=a.retry_failed,
+        force=a.force,
+        time_budget_s=a.time_budget,
+        max_steps=a.max_steps,
+        unit_timeout_s=a.unit_timeout,
+        overrides=_parse_overrides(a.set),
+        plugins=tuple(str(Path(p).resolve()) for p in a.plugin or ()),
+        workers=a.workers,
+        progress=not a.no_progress,
+        replace_builtin=a.replace_builtin,
+    )
     if incompatible and a.verbose:
         print("not compatible (left out): " + "; ".join(incompatible), file=sys.stderr)
     summary = runner.run_grid(units, opts, jobs=a.jobs)
@@ -191,14 +244,19 @@ def cmd_run(a) -> int:
             paths = _build_leaderboard(opts.results, a.profile)
         except Exception as e:
             lb_error = f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
-            print(f"error: leaderboard not rebuilt ({lb_error}); the records are stored, "
-                  f"rebuild with `python -m benchmark leaderboard` once fixed", file=sys.stderr)
+            print(
+                f"error: leaderboard not rebuilt ({lb_error}); the records are stored, "
+                f"rebuild with `python -m benchmark leaderboard` once fixed",
+                file=sys.stderr,
+            )
         else:
             if paths:
                 print(f"leaderboard: {paths.get('leaderboard.md') or next(iter(paths.values()))}")
-    print(f"runs: {summary['planned']} planned, {summary['skipped']} skipped (already stored), "
-          f"{summary['ran']} ran -> {summary['ok']} records ok, {summary['failed']} failed "
-          f"in {summary['seconds']:.0f}s")
+    print(
+        f"runs: {summary['planned']} planned, {summary['skipped']} skipped (already stored), "
+        f"{summary['ran']} ran -> {summary['ok']} records ok, {summary['failed']} failed "
+        f"in {summary['seconds']:.0f}s"
+    )
     for f in summary["failures"][:20]:
         print(f"  failed: {f}")
     return 1 if summary["failed"] or lb_error else 0
@@ -234,8 +292,9 @@ def cmd_leaderboard(a) -> int:
 
 def cmd_results(a) -> int:
     store = ResultsStore(Path(a.results or default_root()))
-    recs = store.records(a.profile, method=a.method, dataset=a.dataset, variant=a.variant, split=a.split,
-                         status=a.status)
+    recs = store.records(
+        a.profile, method=a.method, dataset=a.dataset, variant=a.variant, split=a.split, status=a.status
+    )
     for p in store.problems:
         print(f"warning: {p}", file=sys.stderr)
     if a.json:
@@ -257,10 +316,18 @@ def cmd_results(a) -> int:
 def cmd_score(a) -> int:
     from . import external
 
-    rec = external.score_file(a.dataset, a.split, a.predictions, variant=a.variant, profile=a.profile,
-                              data_root=a.data_root, method=a.method, seed=a.seed,
-                              results=Path(a.results or default_root()) if a.method else None,
-                              overwrite=a.overwrite)
+    rec = external.score_file(
+        a.dataset,
+        a.split,
+        a.predictions,
+        variant=a.variant,
+        profile=a.profile,
+        data_root=a.data_root,
+        method=a.method,
+        seed=a.seed,
+        results=Path(a.results or default_root()) if a.method else None,
+        overwrite=a.overwrite,
+    )
     for k, v in rec["metrics"].items():
         print(f"{k:22s} {v['value'] if v.get('value') is not None else 'undefined'}  (n={v.get('n')})")
     if a.method:
@@ -271,13 +338,13 @@ def cmd_score(a) -> int:
 def cmd_export(a) -> int:
     from . import external
 
-    out = external.export_split(a.dataset, a.split, a.out, variant=a.variant, profile=a.profile,
-                                data_root=a.data_root)
+    out = external.export_split(a.dataset, a.split, a.out, variant=a.variant, profile=a.profile, data_root=a.data_root)
     print(f"wrote {out}")
     return 0
 
 
 # ------------------------------------------------------------------------------ parser
+
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
@@ -326,14 +393,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="dataset generation processes")
     p.add_argument("--plugin", action="append", help="a Python file that registers methods")
-    p.add_argument("--replace-builtin", action="store_true",
-                   help="let plugins replace built-in methods (their records say so in 'origin')")
+    p.add_argument(
+        "--replace-builtin",
+        action="store_true",
+        help="let plugins replace built-in methods (their records say so in 'origin')",
+    )
     p.add_argument("--set", action="append", help="hyper-parameter override METHOD.PARAM=VALUE")
     p.add_argument("--time-budget", type=float, default=None, help="seconds per fit (overrides the profile)")
     p.add_argument("--max-steps", type=int, default=None, help="training steps cap (overrides the profile)")
-    p.add_argument("--unit-timeout", type=float, default=None, metavar="SECONDS",
-                   help="wall-clock limit per unit (its own process: fit and scoring), after which it is killed "
-                        "and recorded as failed; 0 = no limit (default: the profile's)")
+    p.add_argument(
+        "--unit-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wall-clock limit per unit (its own process: fit and scoring), after which it is killed "
+        "and recorded as failed; 0 = no limit (default: the profile's)",
+    )
     p.add_argument("--retry-failed", action="store_true")
     p.add_argument("--force", action="store_true", help="re-run even what is in the store")
     p.add_argument("--work-dir", default="runs", help="checkpoints")
@@ -360,8 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="quick", choices=PROFILES)
     p.add_argument("--predictions", required=True, help=".npz with masks [N,T,H,W] (and optional recon)")
     p.add_argument("--method", default=None, help="store the result under this method name")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing record, or store under a registered method's name")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing record, or store under a registered method's name"
+    )
     p.add_argument("--seed", type=int, default=0)
     _add_data_root(p)
     _add_results(p)
@@ -384,8 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # arguments that hold one name, and what they name; each becomes part of a path somewhere
-_NAME_ARGS = {"name": "dataset name", "dataset": "dataset name", "variant": "variant name",
-              "split": "split name", "method": "method name", "profile": "profile name"}
+_NAME_ARGS = {
+    "name": "dataset name",
+    "dataset": "dataset name",
+    "variant": "variant name",
+    "split": "split name",
+    "method": "method name",
+    "profile": "profile name",
+}
 
 
 def _check_names(a) -> None:

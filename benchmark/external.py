@@ -6,6 +6,7 @@ or float in [0,1]) and ``classes`` integer ``[N,K]`` (a class per segment id, as
 semantic and clustering scores on datasets with ground-truth classes). An exported split is an ``.npz``
 with ``video``, ``masks``, ``objects.<field>`` and ``manifest`` (the split's manifest as JSON text).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,8 +54,10 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_items: int, whe
     """
     limit = max_items * 8
     if info.file_size > limit + HEADER_SLACK:
-        raise PredictionFileError(f"{where}: member {info.filename} declares {info.file_size} bytes; the split "
-                                  f"needs at most {limit} (+ header); refusing to inflate it")
+        raise PredictionFileError(
+            f"{where}: member {info.filename} declares {info.file_size} bytes; the split "
+            f"needs at most {limit} (+ header); refusing to inflate it"
+        )
     with zf.open(info) as f:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
@@ -64,12 +67,15 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, max_items: int, whe
         else:
             raise PredictionFileError(f"{where}: member {info.filename} has .npy version {version}")
     if dtype.hasobject:
-        raise PredictionFileError(f"{where}: member {info.filename} holds Python objects ({dtype}); "
-                                  f"save plain integer/float arrays")
+        raise PredictionFileError(
+            f"{where}: member {info.filename} holds Python objects ({dtype}); save plain integer/float arrays"
+        )
     nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     if nbytes > limit:
-        raise PredictionFileError(f"{where}: member {info.filename} declares shape {shape} {dtype} = {nbytes} "
-                                  f"bytes; the split needs at most {limit}; refusing to inflate it")
+        raise PredictionFileError(
+            f"{where}: member {info.filename} declares shape {shape} {dtype} = {nbytes} "
+            f"bytes; the split needs at most {limit}; refusing to inflate it"
+        )
     with zf.open(info) as f:
         return np.lib.format.read_array(f, allow_pickle=False)
 
@@ -93,17 +99,22 @@ def _open_predictions(path: str | os.PathLike, max_items: dict[str, int]) -> tup
             fh.seek(0)
             if not zipfile.is_zipfile(fh):
                 if head == NPY_MAGIC:
-                    raise PredictionFileError(f"{path} is a single .npy array, not an .npz archive; save it "
-                                              f"with np.savez(path, masks=masks[, recon=recon])")
-                raise PredictionFileError(f"{path} is not a readable .npz of arrays (not a zip archive); save "
-                                          f"predictions with np.savez(path, masks=masks[, recon=recon])")
+                    raise PredictionFileError(
+                        f"{path} is a single .npy array, not an .npz archive; save it "
+                        f"with np.savez(path, masks=masks[, recon=recon])"
+                    )
+                raise PredictionFileError(
+                    f"{path} is not a readable .npz of arrays (not a zip archive); save "
+                    f"predictions with np.savez(path, masks=masks[, recon=recon])"
+                )
             fh.seek(0)
             with zipfile.ZipFile(fh) as zf:
                 members = {k: _member(zf, k) for k in max_items}
                 if members.get("masks") is None:
                     raise PredictionFileError(
                         f"{path} has no 'masks' array (has {sorted(n.removesuffix('.npy') for n in zf.namelist())})"
-                        f"; expected masks [N,T,H,W] integer")
+                        f"; expected masks [N,T,H,W] integer"
+                    )
                 for k, info in members.items():
                     if info is not None:
                         out[k] = _read_member(zf, info, max_items[k], str(path))
@@ -114,9 +125,20 @@ def _open_predictions(path: str | os.PathLike, max_items: dict[str, int]) -> tup
     return out, digest.hexdigest()
 
 
-def score_file(dataset: str, split: str, predictions: str | os.PathLike, *, variant: str | None = None,
-               profile: str = "quick", data_root: str | None = None, method: str | None = None, seed: int = 0,
-               results: Path | None = None, batch: int = 64, overwrite: bool = False) -> dict:
+def score_file(
+    dataset: str,
+    split: str,
+    predictions: str | os.PathLike,
+    *,
+    variant: str | None = None,
+    profile: str = "quick",
+    data_root: str | None = None,
+    method: str | None = None,
+    seed: int = 0,
+    results: Path | None = None,
+    batch: int = 64,
+    overwrite: bool = False,
+) -> dict:
     """Score a predictions file against a split; with ``method`` and ``results``, store the record.
 
     Storing refuses, unless ``overwrite``, a registered method's name (its records come from the harness)
@@ -131,21 +153,27 @@ def score_file(dataset: str, split: str, predictions: str | os.PathLike, *, vari
             from baselines import methods
 
             if method in methods():
-                raise RecordExistsError(f"{method!r} is a registered method: its records come from the harness; "
-                                        f"store external predictions under another name, or pass --overwrite")
+                raise RecordExistsError(
+                    f"{method!r} is a registered method: its records come from the harness; "
+                    f"store external predictions under another name, or pass --overwrite"
+                )
             if os.path.lexists(store.path(rid, profile)):
-                raise RecordExistsError(f"a record {rid} already exists in {store.root}; pass --overwrite to "
-                                        f"replace it")
+                raise RecordExistsError(
+                    f"a record {rid} already exists in {store.root}; pass --overwrite to replace it"
+                )
     N = len(ds)
     T, H, W, C = ds.shape
-    arrs, digest = _open_predictions(predictions, {"masks": N * T * H * W, "recon": N * T * H * W * C,
-                                                   "classes": N * T * H * W})
+    arrs, digest = _open_predictions(
+        predictions, {"masks": N * T * H * W, "recon": N * T * H * W * C, "classes": N * T * H * W}
+    )
     masks = arrs["masks"]
     if masks.ndim == 3 and T == 1:
         masks = masks[:, None]
     if masks.shape != (N, T, H, W):
-        raise PredictionFileError(f"masks has shape {masks.shape}; split {dataset}/{ds.variant}/{split} "
-                                  f"({profile}) expects [N,T,H,W] = {(N, T, H, W)}")
+        raise PredictionFileError(
+            f"masks has shape {masks.shape}; split {dataset}/{ds.variant}/{split} "
+            f"({profile}) expects [N,T,H,W] = {(N, T, H, W)}"
+        )
     if not np.issubdtype(masks.dtype, np.integer):
         raise PredictionFileError(f"masks has dtype {masks.dtype}; expected an integer dtype")
     recon = arrs.get("recon")
@@ -160,8 +188,9 @@ def score_file(dataset: str, split: str, predictions: str | os.PathLike, *, vari
             raise PredictionFileError(f"recon has dtype {recon.dtype}; expected uint8 or float in [0,1]")
     classes = arrs.get("classes")
     if classes is not None and (classes.ndim != 2 or len(classes) != N):
-        raise PredictionFileError(f"classes has shape {classes.shape}; expected [N,K] = ({N}, K), a class per "
-                                  f"segment id")
+        raise PredictionFileError(
+            f"classes has shape {classes.shape}; expected [N,K] = ({N}, K), a class per segment id"
+        )
     t0 = time.time()
     cf = class_field(ds)
     scorer = SplitScorer(ds.kind, T, num_classes=cf.num_classes if cf else None)
@@ -170,8 +199,18 @@ def score_file(dataset: str, split: str, predictions: str | os.PathLike, *, vari
     for lo in range(0, N, batch):
         hi = min(N, lo + batch)
         b = ds.batch(np.arange(lo, hi))
-        got = check_prediction(Prediction(masks=masks[lo:hi], recon=None if recon is None else recon[lo:hi],
-                                          classes=None if classes is None else classes[lo:hi]), hi - lo, T, H, W, C)
+        got = check_prediction(
+            Prediction(
+                masks=masks[lo:hi],
+                recon=None if recon is None else recon[lo:hi],
+                classes=None if classes is None else classes[lo:hi],
+            ),
+            hi - lo,
+            T,
+            H,
+            W,
+            C,
+        )
         true_ids = b["masks"].numpy()
         tc = pc = None
         if got.classes is not None and cf is not None:
@@ -180,23 +219,40 @@ def score_file(dataset: str, split: str, predictions: str | os.PathLike, *, vari
     res = scorer.compute()
     name = Path(predictions).name
     origin = {"kind": "external", "predictions": name, "sha256": digest}
-    rec = dict(record_base(method or "external", dataset, ds.variant, split, seed, profile, "external",
-                           origin=origin),
-               status="ok", error=None, metrics=res["metrics"], by_length=res["by_length"],
-               n_samples=res["n_samples"], train_seconds=None, eval_seconds=round(time.time() - t0, 3),
-               dataset_manifest_hash=ds.manifest_hash, source=f"external predictions {name}")
+    rec = dict(
+        record_base(method or "external", dataset, ds.variant, split, seed, profile, "external", origin=origin),
+        status="ok",
+        error=None,
+        metrics=res["metrics"],
+        by_length=res["by_length"],
+        n_samples=res["n_samples"],
+        train_seconds=None,
+        eval_seconds=round(time.time() - t0, 3),
+        dataset_manifest_hash=ds.manifest_hash,
+        source=f"external predictions {name}",
+    )
     if store is not None:
         store.write(rec)
     return rec
 
 
-def export_split(dataset: str, split: str, out: str | os.PathLike, *, variant: str | None = None,
-                 profile: str = "quick", data_root: str | None = None) -> Path:
+def export_split(
+    dataset: str,
+    split: str,
+    out: str | os.PathLike,
+    *,
+    variant: str | None = None,
+    profile: str = "quick",
+    data_root: str | None = None,
+) -> Path:
     ds = generators.load(dataset, split, variant, profile, data_root)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"video": np.asarray(ds.video), "masks": np.asarray(ds.masks),
-              "manifest": np.array(json.dumps(ds.manifest, sort_keys=True))}
+    arrays = {
+        "video": np.asarray(ds.video),
+        "masks": np.asarray(ds.masks),
+        "manifest": np.array(json.dumps(ds.manifest, sort_keys=True)),
+    }
     for k, a in ds.objects.items():
         arrays[f"objects.{k}"] = np.asarray(a)
 

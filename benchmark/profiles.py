@@ -5,6 +5,7 @@ Dataset sizes per profile live with each generator (``generators``); this is the
 method on every dataset) finishes in well under 15 minutes on a 2-core CPU; ``paper`` is the
 papers' schedule for GPUs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,24 +37,44 @@ class RunProfile:
 
 
 RUN_PROFILES: dict[str, RunProfile] = {
-    "smoke": RunProfile("smoke", seeds=(0,), step_scale=1.0, max_steps=2, fit_time_budget_s=15,
-                        learned_eval_frames=8, learned_splits=("test",),
-                        config_caps={"batch_size": 4, "val_size": 8, "predict_batch_size": 16},
-                        unit_timeout_s=300,
-                        description="CI-sized: seconds; numbers mean nothing"),
+    "smoke": RunProfile(
+        "smoke",
+        seeds=(0,),
+        step_scale=1.0,
+        max_steps=2,
+        fit_time_budget_s=15,
+        learned_eval_frames=8,
+        learned_splits=("test",),
+        config_caps={"batch_size": 4, "val_size": 8, "predict_batch_size": 16},
+        unit_timeout_s=300,
+        description="CI-sized: seconds; numbers mean nothing",
+    ),
     # On a 2-core CPU one IODINE frame costs ~0.5 s to infer and a 64x64 Slot Attention frame ~0.2 s,
     # so the preview trains each learned method for seconds and scores it on the main test split only,
     # on a prefix of 32 frames (at least one sample). The generalisation splits (test_678, test_n*)
     # and full test sets are scored for every method on `paper`, and for ConnComp on every profile.
-    "quick": RunProfile("quick", seeds=(0,), step_scale=1.0, max_steps=200, fit_time_budget_s=8,
-                        learned_eval_frames=32, learned_splits=("test",),
-                        config_caps={"batch_size": 8, "val_size": 16, "predict_batch_size": 32},
-                        unit_timeout_s=600,
-                        description="CPU preview: minutes for the whole grid; learned methods barely train"),
+    "quick": RunProfile(
+        "quick",
+        seeds=(0,),
+        step_scale=1.0,
+        max_steps=200,
+        fit_time_budget_s=8,
+        learned_eval_frames=32,
+        learned_splits=("test",),
+        config_caps={"batch_size": 8, "val_size": 16, "predict_batch_size": 32},
+        unit_timeout_s=600,
+        description="CPU preview: minutes for the whole grid; learned methods barely train",
+    ),
     # no limit by default: the papers' schedules take days per unit on one GPU, and they checkpoint
-    "paper": RunProfile("paper", seeds=(0, 1, 2, 3, 4), step_scale=1.0, max_steps=None, fit_time_budget_s=None,
-                        learned_eval_frames=None,
-                        description="the papers' schedules and split sizes, 5 seeds; for GPUs"),
+    "paper": RunProfile(
+        "paper",
+        seeds=(0, 1, 2, 3, 4),
+        step_scale=1.0,
+        max_steps=None,
+        fit_time_budget_s=None,
+        learned_eval_frames=None,
+        description="the papers' schedules and split sizes, 5 seeds; for GPUs",
+    ),
 }
 
 

@@ -10,6 +10,7 @@ wall-clock limit (``--unit-timeout``, by default the profile's). A unit that exi
 signal, segfaults or runs past its limit leaves failed records saying so, and the grid goes on. A
 results store that refuses a write (a full disk) stops the grid with one clear line and the summary.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -25,9 +26,9 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Sequence
 
 import generators
 from baselines import DatasetInfo, FitContext, config_hash, get_method, load_plugin, methods
@@ -66,8 +67,13 @@ def parse_datasets(items: Sequence[str] | None) -> list[tuple[str, str | None]]:
 
 def dataset_info(name: str, variant: str, train) -> DatasetInfo:
     # every generator stores objects/n_objects (core._check_batch enforces it)
-    return DatasetInfo(name=name, variant=variant, kind=generators.get_spec(name).kind, shape=train.shape,
-                       max_objects=int(train.objects["n_objects"].max()))
+    return DatasetInfo(
+        name=name,
+        variant=variant,
+        kind=generators.get_spec(name).kind,
+        shape=train.shape,
+        max_objects=int(train.objects["n_objects"].max()),
+    )
 
 
 def info_from_spec(name: str, variant: str) -> DatasetInfo:
@@ -78,8 +84,12 @@ def info_from_spec(name: str, variant: str) -> DatasetInfo:
     return DatasetInfo(name=name, variant=variant, kind=spec.kind, shape=(T, H, W, C), max_objects=0)
 
 
-def plan(method_names: Sequence[str] | None, datasets: Sequence[tuple[str, str | None]], profile: str,
-         seeds: Sequence[int] | None = None) -> tuple[list[Unit], list[str]]:
+def plan(
+    method_names: Sequence[str] | None,
+    datasets: Sequence[tuple[str, str | None]],
+    profile: str,
+    seeds: Sequence[int] | None = None,
+) -> tuple[list[Unit], list[str]]:
     """The grid of units, and a list of the (method, dataset) pairs left out as incompatible."""
     prof = get_run_profile(profile)
     reg = methods()
@@ -107,10 +117,16 @@ def plan(method_names: Sequence[str] | None, datasets: Sequence[tuple[str, str |
 def _git_revision() -> str:
     here = Path(__file__).resolve().parent.parent
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return (rev + ("+dirty" if dirty else "")) if rev else "unknown"
     except Exception:
         return "unknown"
@@ -184,8 +200,7 @@ def unit_splits(unit: Unit, profile: RunProfile | str) -> list[str]:
 
 def unit_done(unit: Unit, opts: RunOptions, store: ResultsStore) -> bool:
     for split in unit_splits(unit, opts.run_profile):
-        rec = store.get(run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile),
-                        opts.profile)
+        rec = store.get(run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile), opts.profile)
         if rec is None or (opts.retry_failed and rec.get("status") != "ok"):
             return False
     return True
@@ -200,8 +215,7 @@ def ensure_data(name: str, variant: str, opts: RunOptions, log: Callable[[str], 
         if st != "missing":
             log(f"  {st} -- regenerating")
         t0 = time.time()
-        generators.generate_split(name, split, variant, opts.profile, opts.data_root, workers=opts.workers,
-                                  force=True)
+        generators.generate_split(name, split, variant, opts.profile, opts.data_root, workers=opts.workers, force=True)
         log(f"  generated {name}/{variant}/{opts.profile}/{split} in {time.time() - t0:.1f}s")
 
 
@@ -213,8 +227,9 @@ def _write(store: ResultsStore, rec: dict) -> None:
     try:
         store.write(rec)
     except OSError as e:  # the store's write is atomic: nothing partial is left behind
-        raise StoreWriteError(f"the results store {store.root} cannot take record {rec['run_id']} "
-                              f"({type(e).__name__}: {e})") from e
+        raise StoreWriteError(
+            f"the results store {store.root} cannot take record {rec['run_id']} ({type(e).__name__}: {e})"
+        ) from e
 
 
 def _no_events(kind: str, value) -> None:
@@ -247,8 +262,9 @@ def use_eval_slots(method, dataset: str, split: str, log: Callable[[str], None] 
     return {"num_slots": int(k), "num_slots_source": source, "split_eval_slots": declared}
 
 
-def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print,
-             events: Callable[[str, object], None] = _no_events) -> list[dict]:
+def run_unit(
+    unit: Unit, opts: RunOptions, log: Callable[[str], None] = print, events: Callable[[str, object], None] = _no_events
+) -> list[dict]:
     """Fit once, score every test split, write one record per split.
 
     Never raises but :class:`StoreWriteError` (the store cannot take a record). ``events(kind, value)``
@@ -273,20 +289,34 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print,
         train = generators.load(unit.dataset, "train", unit.variant, opts.profile, opts.data_root)
         val = generators.load(unit.dataset, "val", unit.variant, opts.profile, opts.data_root)
         info = dataset_info(unit.dataset, unit.variant, train)
-        cfg = apply_caps(cls.make_config(unit.dataset, unit.variant, opts.overrides.get(unit.method)),
-                         prof.config_caps, opts.overrides.get(unit.method) or {})
+        cfg = apply_caps(
+            cls.make_config(unit.dataset, unit.variant, opts.overrides.get(unit.method)),
+            prof.config_caps,
+            opts.overrides.get(unit.method) or {},
+        )
         seed_everything(unit.seed)
         # the config hash is part of the folder: a checkpoint never resumes a run with other settings
-        ckpt = path_inside(opts.work_dir, opts.profile,
-                           f"{unit.method}__{unit.dataset}__{unit.variant}__s{unit.seed}__{config_hash(cfg)}")
+        ckpt = path_inside(
+            opts.work_dir,
+            opts.profile,
+            f"{unit.method}__{unit.dataset}__{unit.variant}__s{unit.seed}__{config_hash(cfg)}",
+        )
         if opts.force and ckpt.exists():  # --force means from scratch, not a resume at the final step
             shutil.rmtree(ckpt)
             log(f"  --force: removed the checkpoints in {ckpt}")
-        ctx = FitContext(device=opts.device, seed=unit.seed, profile=opts.profile, dataset=unit.dataset,
-                         variant=unit.variant, checkpoint_dir=ckpt, log=log, step_scale=prof.step_scale,
-                         max_steps=opts.max_steps if opts.max_steps is not None else prof.max_steps,
-                         time_budget_s=opts.time_budget_s if opts.time_budget_s is not None else prof.fit_time_budget_s,
-                         progress=opts.progress)
+        ctx = FitContext(
+            device=opts.device,
+            seed=unit.seed,
+            profile=opts.profile,
+            dataset=unit.dataset,
+            variant=unit.variant,
+            checkpoint_dir=ckpt,
+            log=log,
+            step_scale=prof.step_scale,
+            max_steps=opts.max_steps if opts.max_steps is not None else prof.max_steps,
+            time_budget_s=opts.time_budget_s if opts.time_budget_s is not None else prof.fit_time_budget_s,
+            progress=opts.progress,
+        )
         model = cls(cfg, info)
         log(f"  fit {unit.label}")
         t0 = time.time()
@@ -302,8 +332,9 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print,
         return records
     events("phase", "eval")
     for split in splits:
-        rec = dict(_record_base(unit, opts, split, cfg), train_seconds=round(t_fit, 3),
-                   fit_info=_jsonable_info(ctx.info))
+        rec = dict(
+            _record_base(unit, opts, split, cfg), train_seconds=round(t_fit, 3), fit_info=_jsonable_info(ctx.info)
+        )
         t0 = time.time()
         try:
             ds = generators.load(unit.dataset, split, unit.variant, opts.profile, opts.data_root)
@@ -311,13 +342,21 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print,
             if get_method(unit.method).learned and prof.learned_eval_frames is not None:
                 limit = max(1, prof.learned_eval_frames // ds.shape[0])
             rec.update(use_eval_slots(model, unit.dataset, split, log))
-            log(f"  score {unit.method} on {unit.dataset}/{unit.variant}/{split}"
+            log(
+                f"  score {unit.method} on {unit.dataset}/{unit.variant}/{split}"
                 + (f" (first {min(limit, len(ds))} of {len(ds)})" if limit and limit < len(ds) else "")
-                + (f" with {rec['num_slots']} slots" if rec["num_slots_source"] == "split" else ""))
+                + (f" with {rec['num_slots']} slots" if rec["num_slots_source"] == "split" else "")
+            )
             res = scoring.score_split(model, ds, opts.device, limit=limit, lengths=prof.lengths)
-            rec.update(status="ok", error=None, metrics=res["metrics"], by_length=res.get("by_length", {}),
-                       eval_seconds=round(time.time() - t0, 3), dataset_manifest_hash=ds.manifest_hash,
-                       n_samples=res["n_samples"])
+            rec.update(
+                status="ok",
+                error=None,
+                metrics=res["metrics"],
+                by_length=res.get("by_length", {}),
+                eval_seconds=round(time.time() - t0, 3),
+                dataset_manifest_hash=ds.manifest_hash,
+                n_samples=res["n_samples"],
+            )
         except Exception as e:
             err = f"{type(e).__name__}: {e}\n" + "".join(traceback.format_exc(limit=8)[-3000:])
             log(f"  FAILED scoring {unit.method} on {unit.dataset}/{unit.variant}/{split}: {type(e).__name__}: {e}")
@@ -328,20 +367,39 @@ def run_unit(unit: Unit, opts: RunOptions, log: Callable[[str], None] = print,
     return records
 
 
-def failed_records(unit: Unit, opts: RunOptions, err: str, phase: str, cfg=None,
-                   train_seconds: float = 0.0) -> list[dict]:
+def failed_records(
+    unit: Unit, opts: RunOptions, err: str, phase: str, cfg=None, train_seconds: float = 0.0
+) -> list[dict]:
     """One failed record per test split of the unit, with the error text and the phase it failed in."""
-    return [dict(_record_base(unit, opts, split, cfg), status="failed", error=err, phase=phase, metrics={},
-                 train_seconds=round(train_seconds, 3), eval_seconds=0.0)
-            for split in unit_splits(unit, opts.run_profile)]
+    return [
+        dict(
+            _record_base(unit, opts, split, cfg),
+            status="failed",
+            error=err,
+            phase=phase,
+            metrics={},
+            train_seconds=round(train_seconds, 3),
+            eval_seconds=0.0,
+        )
+        for split in unit_splits(unit, opts.run_profile)
+    ]
 
 
 def _record_base(unit: Unit, opts: RunOptions, split: str, cfg) -> dict:
     return record_base(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile, opts.device, cfg)
 
 
-def record_base(method: str, dataset: str, variant: str, split: str, seed: int, profile: str, device: str,
-                cfg=None, origin: dict | None = None) -> dict:
+def record_base(
+    method: str,
+    dataset: str,
+    variant: str,
+    split: str,
+    seed: int,
+    profile: str,
+    device: str,
+    cfg=None,
+    origin: dict | None = None,
+) -> dict:
     """The fields every record carries besides its results (DESIGN.md, the run).
 
     ``origin`` says where the method came from (built-in, entry point, plugin file + sha256, external
@@ -349,13 +407,22 @@ def record_base(method: str, dataset: str, variant: str, split: str, seed: int, 
     """
     from baselines.base import method_origin
 
-    return {"run_id": run_id(method, dataset, variant, split, seed, profile),
-            "method": method, "dataset": dataset, "variant": variant, "split": split,
-            "seed": seed, "profile": profile, "device": device, "packages": _packages(),
-            "git_revision": _git_revision(), "created": _now(),
-            "config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else None,
-            "config_hash": config_hash(cfg) if cfg is not None else None,
-            "origin": origin if origin is not None else method_origin(method)}
+    return {
+        "run_id": run_id(method, dataset, variant, split, seed, profile),
+        "method": method,
+        "dataset": dataset,
+        "variant": variant,
+        "split": split,
+        "seed": seed,
+        "profile": profile,
+        "device": device,
+        "packages": _packages(),
+        "git_revision": _git_revision(),
+        "created": _now(),
+        "config": dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else None,
+        "config_hash": config_hash(cfg) if cfg is not None else None,
+        "origin": origin if origin is not None else method_origin(method),
+    }
 
 
 def _jsonable_info(info: dict) -> dict:
@@ -378,8 +445,20 @@ def _now() -> str:
 
 # imported once by the fork server, so a unit's process starts with them in memory (each import is
 # tried; a missing one only makes starts slower). Method modules are left to the registry's discovery.
-_PRELOAD = ["numpy", "scipy.optimize", "scipy.ndimage", "torch", "generators", "generators._discover", "metrics",
-            "baselines", "baselines.nn", "baselines.trainer", "benchmark.scoring", "benchmark.runner"]
+_PRELOAD = [
+    "numpy",
+    "scipy.optimize",
+    "scipy.ndimage",
+    "torch",
+    "generators",
+    "generators._discover",
+    "metrics",
+    "baselines",
+    "baselines.nn",
+    "baselines.trainer",
+    "benchmark.scoring",
+    "benchmark.runner",
+]
 _TAIL_CHARS = 3000  # the end of a dead unit's output, kept in its failed records
 _DRAIN_S = 5.0  # how long output may still come after a unit's process has ended
 
@@ -461,8 +540,11 @@ class _UnitProcess:
         self.unit, self.limit = unit, limit
         self.msgs, msgs_w = ctx.Pipe(duplex=False)
         self.out, out_w = ctx.Pipe(duplex=False)
-        self.proc = ctx.Process(target=_unit_main, name=f"ocbench {unit.label}",
-                                args=(unit, opts, _registry_blobs(unit), msgs_w, out_w, threads))
+        self.proc = ctx.Process(
+            target=_unit_main,
+            name=f"ocbench {unit.label}",
+            args=(unit, opts, _registry_blobs(unit), msgs_w, out_w, threads),
+        )
         self.proc.start()
         msgs_w.close()  # the child holds the only write ends: their closing is the end of its output
         out_w.close()
@@ -501,7 +583,7 @@ class _UnitProcess:
             data = os.read(self.out.fileno(), 1 << 16)
             if data:
                 text = self._decode.decode(data)
-                self.tail = (self.tail + text)[-4 * _TAIL_CHARS:]
+                self.tail = (self.tail + text)[-4 * _TAIL_CHARS :]
                 sys.stderr.write(text)
                 sys.stderr.flush()
             else:
@@ -552,8 +634,12 @@ class _UnitProcess:
         self.proc.join(timeout=1)
 
 
-def run_grid(units: Sequence[Unit], opts: RunOptions, jobs: int = 1,
-             log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> dict:
+def run_grid(
+    units: Sequence[Unit],
+    opts: RunOptions,
+    jobs: int = 1,
+    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+) -> dict:
     """Run every unit not yet done, each in its own process, ``jobs`` at a time.
 
     Returns a summary {planned, skipped, ran, ok, failed, failures, seconds, store_error, not_run}.
@@ -571,9 +657,11 @@ def run_grid(units: Sequence[Unit], opts: RunOptions, jobs: int = 1,
             skipped += 1
         else:
             todo.append(u)
-    log(f"{len(units)} runs planned, {skipped} already in the store, {len(todo)} to do "
+    log(
+        f"{len(units)} runs planned, {skipped} already in the store, {len(todo)} to do "
         f"(profile {opts.profile}, device {opts.device}, "
-        f"{f'at most {limit:g} s per unit' if limit else 'no time limit per unit'})")
+        f"{f'at most {limit:g} s per unit' if limit else 'no time limit per unit'})"
+    )
     ok = failed = 0
     failures: list[str] = []
     store_error: str | None = None
@@ -631,8 +719,10 @@ def run_grid(units: Sequence[Unit], opts: RunOptions, jobs: int = 1,
             for split in unit_splits(unit, opts.run_profile):
                 if split not in have:
                     failed += 1
-                    failures.append(f"{run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile)}"
-                                    f": not stored (the results store refused it)")
+                    failures.append(
+                        f"{run_id(unit.method, unit.dataset, unit.variant, split, unit.seed, opts.profile)}"
+                        f": not stored (the results store refused it)"
+                    )
         elapsed = time.time() - t_start
         eta = elapsed / i * (len(todo) - i)
         log(f"[{i}/{len(todo)}] done {unit.label}  (elapsed {_fmt(elapsed)}, ETA {_fmt(eta)})")
@@ -654,8 +744,9 @@ def run_grid(units: Sequence[Unit], opts: RunOptions, jobs: int = 1,
             now = time.monotonic()
             waits = [j.deadline - now for j in running if j.deadline is not None and j.ended_at is None]
             waits += [j.ended_at + _DRAIN_S - now for j in running if j.ended_at is not None]
-            ready = multiprocessing.connection.wait([w for j in running for w in j.waitables()],
-                                                    timeout=max(0.0, min(waits)) if waits else None)
+            ready = multiprocessing.connection.wait(
+                [w for j in running for w in j.waitables()], timeout=max(0.0, min(waits)) if waits else None
+            )
             for j in list(running):
                 j.pump(ready)
                 if j.finished:
@@ -672,13 +763,25 @@ def run_grid(units: Sequence[Unit], opts: RunOptions, jobs: int = 1,
         for u in pending:
             for split in unit_splits(u, opts.run_profile):
                 failed += 1
-                failures.append(f"{run_id(u.method, u.dataset, u.variant, split, u.seed, opts.profile)}: not run "
-                                f"(the results store refused a write)")
-        log(f"error: {store_error}; the grid stopped: the records before it are stored, {not_run} unit(s) not "
-            f"run. Free space and run again (stored runs are skipped).")
-    return {"planned": len(units), "skipped": skipped, "ran": len(todo) - not_run, "ok": ok, "failed": failed,
-            "failures": failures, "seconds": round(time.time() - t_start, 1), "store_error": store_error,
-            "not_run": not_run}
+                failures.append(
+                    f"{run_id(u.method, u.dataset, u.variant, split, u.seed, opts.profile)}: not run "
+                    f"(the results store refused a write)"
+                )
+        log(
+            f"error: {store_error}; the grid stopped: the records before it are stored, {not_run} unit(s) not "
+            f"run. Free space and run again (stored runs are skipped)."
+        )
+    return {
+        "planned": len(units),
+        "skipped": skipped,
+        "ran": len(todo) - not_run,
+        "ok": ok,
+        "failed": failed,
+        "failures": failures,
+        "seconds": round(time.time() - t_start, 1),
+        "store_error": store_error,
+        "not_run": not_run,
+    }
 
 
 def _fmt(s: float) -> str:

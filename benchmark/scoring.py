@@ -11,10 +11,12 @@ and the dataset has ground-truth object classes (:data:`CLASS_FIELDS`): semantic
 mIoU over pixels (ocbench's and DTI-Sprites' conventions) and clustering accuracy over objects. Video
 datasets longer than a clip length L also get ``by_length[metric][L]`` on the first L frames.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,9 +41,9 @@ class ClassField(NamedTuple):
 #: Ground-truth classes of the built-in datasets. Any other split holding ``objects/class`` (0-based
 #: class per object) gets :data:`GENERIC_CLASS_FIELD`; a dataset with neither has no class scores.
 CLASS_FIELDS: dict[str, ClassField] = {
-    "tetrominoes": ClassField("shape", 0, 20),       # shape codes 1..19
-    "multi_dsprites": ClassField("shape", 0, 4),     # 1 square, 2 ellipse, 3 heart
-    "scattered_mnist": ClassField("label", 1, 11),   # digits 0..9
+    "tetrominoes": ClassField("shape", 0, 20),  # shape codes 1..19
+    "multi_dsprites": ClassField("shape", 0, 4),  # 1 square, 2 ellipse, 3 heart
+    "scattered_mnist": ClassField("label", 1, 11),  # digits 0..9
     "scattered_shapes": ClassField("label", 1, 31),  # 5 shapes x 6 colours
 }
 GENERIC_CLASS_FIELD = ClassField("class", 1, None)
@@ -66,8 +68,9 @@ def true_classes(ds, lo: int, hi: int, true_ids: np.ndarray) -> np.ndarray | Non
     lut = np.concatenate([np.zeros((len(obj), 1), np.int64), obj + cf.offset], axis=1)
     ids = np.asarray(true_ids).astype(np.int64)
     if ids.size and ids.max() >= lut.shape[1]:
-        raise ValueError(f"{ds.dataset}: mask id {int(ids.max())} has no row in objects/{cf.field} "
-                         f"(K_max = {lut.shape[1] - 1})")
+        raise ValueError(
+            f"{ds.dataset}: mask id {int(ids.max())} has no row in objects/{cf.field} (K_max = {lut.shape[1] - 1})"
+        )
     B = ids.shape[0]
     return np.take_along_axis(lut, ids.reshape(B, -1), axis=1).reshape(ids.shape)
 
@@ -100,9 +103,9 @@ def _torch():
 
 
 class Checked(NamedTuple):
-    masks: np.ndarray                 # int64 [B,T,H,W]
-    recon: np.ndarray | None          # float32 [B,T,H,W,C]
-    classes: np.ndarray | None        # int64 [B,K] or [B,T,K]
+    masks: np.ndarray  # int64 [B,T,H,W]
+    recon: np.ndarray | None  # float32 [B,T,H,W,C]
+    classes: np.ndarray | None  # int64 [B,K] or [B,T,K]
 
 
 def check_prediction(pred, B: int, T: int, H: int, W: int, C: int) -> Checked:
@@ -110,8 +113,9 @@ def check_prediction(pred, B: int, T: int, H: int, W: int, C: int) -> Checked:
     [B,K] or [B,T,K] (K > every segment id), the last two None when the method returned none."""
     masks = _to_numpy(pred.masks)
     if masks.shape != (B, T, H, W):
-        raise PredictionError(f"predict() returned masks of shape {tuple(masks.shape)}; expected [B,T,H,W] = "
-                              f"{(B, T, H, W)}")
+        raise PredictionError(
+            f"predict() returned masks of shape {tuple(masks.shape)}; expected [B,T,H,W] = {(B, T, H, W)}"
+        )
     if not np.issubdtype(masks.dtype, np.integer):
         if np.issubdtype(masks.dtype, np.floating) and not np.isfinite(masks).all():
             raise PredictionError("predict() returned masks with NaN or inf")
@@ -122,8 +126,9 @@ def check_prediction(pred, B: int, T: int, H: int, W: int, C: int) -> Checked:
     if pred.recon is not None:
         recon = _to_numpy(pred.recon).astype(np.float32, copy=False)
         if recon.shape != (B, T, H, W, C):
-            raise PredictionError(f"predict() returned recon of shape {tuple(recon.shape)}; expected "
-                                  f"[B,T,H,W,C] = {(B, T, H, W, C)}")
+            raise PredictionError(
+                f"predict() returned recon of shape {tuple(recon.shape)}; expected [B,T,H,W,C] = {(B, T, H, W, C)}"
+            )
         if not np.isfinite(recon).all():
             raise PredictionError("predict() returned recon with NaN or inf")
     classes = None
@@ -134,16 +139,20 @@ def check_prediction(pred, B: int, T: int, H: int, W: int, C: int) -> Checked:
 
 def _check_classes(c: np.ndarray, masks: np.ndarray, B: int, T: int) -> np.ndarray:
     if not ((c.ndim == 2 and c.shape[0] == B) or (c.ndim == 3 and c.shape[:2] == (B, T))):
-        raise PredictionError(f"predict() returned classes of shape {tuple(c.shape)}; expected [B,K] (a class per "
-                              f"segment id) or [B,T,K] (per frame) with B = {B}, T = {T}")
+        raise PredictionError(
+            f"predict() returned classes of shape {tuple(c.shape)}; expected [B,K] (a class per "
+            f"segment id) or [B,T,K] (per frame) with B = {B}, T = {T}"
+        )
     if not np.issubdtype(c.dtype, np.integer):
         raise PredictionError(f"predict() returned classes of dtype {c.dtype}; expected integer class ids")
     if c.size and c.min() < 0:
         raise PredictionError(f"predict() returned a negative class id (min {c.min()}); expected ids >= 0")
     top = int(masks.max()) if masks.size else 0
     if c.shape[-1] <= top:
-        raise PredictionError(f"predict() returned classes for {c.shape[-1]} segment ids, but masks use id {top}; "
-                              f"expected a class for every id 0..{top} (classes[..., id])")
+        raise PredictionError(
+            f"predict() returned classes for {c.shape[-1]} segment ids, but masks use id {top}; "
+            f"expected a class for every id 0..{top} (classes[..., id])"
+        )
     return c.astype(np.int64, copy=False)
 
 
@@ -177,8 +186,9 @@ class SplitScorer:
     (:class:`ClassField`), so the semantic matrix has a row for each class even if one never shows.
     """
 
-    def __init__(self, kind: str, T: int, lengths: Iterable[int] = (), device: str = "cpu",
-                 num_classes: int | None = None):
+    def __init__(
+        self, kind: str, T: int, lengths: Iterable[int] = (), device: str = "cpu", num_classes: int | None = None
+    ):
         self.kind = kind
         self.device = device  # where LPIPS runs (its trunk is the only heavy part of scoring)
         self.lengths = [L for L in lengths if kind == "video" and L < T]
@@ -188,8 +198,9 @@ class SplitScorer:
         # CLEAR-MOT, IDF1 and HOTA from one set of per-video IoU tables (metrics.md §6)
         self.track = M.TrackingAccumulator(hota=True) if kind == "video" else None
         self.mse = {r: M.MSEAccumulator(r) for r in ("mean", "sum")}
-        self.lpips_nets = tuple(m.key.removeprefix("lpips_") for m in catalogue.CATALOGUE.values()
-                                if m.family == "perceptual")
+        self.lpips_nets = tuple(
+            m.key.removeprefix("lpips_") for m in catalogue.CATALOGUE.values() if m.family == "perceptual"
+        )
         self.lpips_vals: dict[str, list[np.ndarray]] = {}
         self.lpips_missing: dict[str, str] = {}
         self.sem = M.SemanticAccumulator(num_classes=num_classes)
@@ -200,9 +211,16 @@ class SplitScorer:
         self.n = 0
         self.inputs: set[str] | None = None  # fixed by the first batch
 
-    def update(self, true_ids: np.ndarray, pred_ids: np.ndarray, video: np.ndarray | None = None,
-               recon: np.ndarray | None = None, background_ids: tuple = (), true_cls: np.ndarray | None = None,
-               pred_cls: np.ndarray | None = None) -> None:
+    def update(
+        self,
+        true_ids: np.ndarray,
+        pred_ids: np.ndarray,
+        video: np.ndarray | None = None,
+        recon: np.ndarray | None = None,
+        background_ids: tuple = (),
+        true_cls: np.ndarray | None = None,
+        pred_cls: np.ndarray | None = None,
+    ) -> None:
         """One batch: ids ``[B,T,H,W]``; ``video`` uint8 and ``recon`` in [0,1] ``[B,T,H,W,C]``;
         ``true_cls``/``pred_cls`` per-pixel classes ``[B,T,H,W]`` (:func:`true_classes`, :func:`pixel_classes`)."""
         inputs = {"masks", "video"} if self.kind == "video" else {"masks"}
@@ -213,8 +231,10 @@ class SplitScorer:
         if self.inputs is None:
             self.inputs = inputs
         elif inputs != self.inputs:
-            raise PredictionError(f"this batch gives {sorted(inputs)} but the first gave {sorted(self.inputs)}; "
-                                  f"a method returns recon and classes for every batch or for none")
+            raise PredictionError(
+                f"this batch gives {sorted(inputs)} but the first gave {sorted(self.inputs)}; "
+                f"a method returns recon and classes for every batch or for none"
+            )
         self.n += true_ids.shape[0]
         self.seg.update(true_ids, pred_ids)
         if self.track is not None:
@@ -297,8 +317,13 @@ class SplitScorer:
         own = M.semantic_from_confusion(h, mode="nanmean")
         dti = M.semantic_from_confusion(h, mode="dti")
         extra = {"n_pixels": int(h.sum()), "num_classes": int(h.shape[0]), "num_clusters": int(h.shape[1])}
-        vals = {"semantic_acc": own["global_acc"], "semantic_macc": own["macc"], "semantic_miou": own["miou"],
-                "semantic_macc_dti": dti["macc"], "semantic_miou_dti": dti["miou"]}
+        vals = {
+            "semantic_acc": own["global_acc"],
+            "semantic_macc": own["macc"],
+            "semantic_miou": own["miou"],
+            "semantic_macc_dti": dti["macc"],
+            "semantic_miou_dti": dti["miou"],
+        }
         return {k: _entry(v, self.n, **extra) for k, v in vals.items()}
 
     def _clustering(self) -> dict[str, dict]:
@@ -308,8 +333,14 @@ class SplitScorer:
         out = {}
         for key, mapping in (("cluster_accuracy", "hungarian"), ("cluster_accuracy_m2o", "many_to_one")):
             r = M.cluster_accuracy(t, p, mapping=mapping)
-            out[key] = _entry(r["acc"], self.n, n_objects=r["n"], mapping=mapping, num_classes=r["num_classes"],
-                              num_clusters=r["num_clusters"])
+            out[key] = _entry(
+                r["acc"],
+                self.n,
+                n_objects=r["n"],
+                mapping=mapping,
+                num_classes=r["num_classes"],
+                num_clusters=r["num_clusters"],
+            )
         return out
 
     def compute(self) -> dict[str, Any]:
@@ -321,9 +352,11 @@ class SplitScorer:
         out: dict[str, dict] = {}
         for row in catalogue.applicable(self.inputs):
             if row.key not in produced:
-                raise RuntimeError(f"metric {row.key!r} is in the catalogue and applies here (needs "
-                                   f"{sorted(row.needs)}), but benchmark/scoring.py produced no value for it; "
-                                   f"add its producer")
+                raise RuntimeError(
+                    f"metric {row.key!r} is in the catalogue and applies here (needs "
+                    f"{sorted(row.needs)}), but benchmark/scoring.py produced no value for it; "
+                    f"add its producer"
+                )
             out[row.key] = {**produced[row.key], **row.identity()}
         by_length: dict[str, dict[str, float]] = {}
         for L, (seg, mse) in self.by_len.items():
@@ -342,8 +375,9 @@ def _entry(value: float, n: int, **extra) -> dict:
     return {"value": float(value), "n": int(n), "n_skipped": 0, "status": "ok" if ok else "no_valid_samples", **extra}
 
 
-def score_split(model, ds, device: str, limit: int | None = None, lengths: Iterable[int] = (),
-                batch_frames: int = 256) -> dict:
+def score_split(
+    model, ds, device: str, limit: int | None = None, lengths: Iterable[int] = (), batch_frames: int = 256
+) -> dict:
     """Predict and score the first ``limit`` samples of a split (all when None)."""
     n = len(ds) if limit is None else min(limit, len(ds))
     T, H, W, C = ds.shape
@@ -352,14 +386,21 @@ def score_split(model, ds, device: str, limit: int | None = None, lengths: Itera
     scorer = SplitScorer(ds.kind, T, lengths, device=device, num_classes=cf.num_classes if cf else None)
     for lo in range(0, n, bs):
         idx = np.arange(lo, min(n, lo + bs))
-        video = np.array(ds.video[lo:lo + len(idx)])  # a writable copy in memory (the split is a read-only memmap)
+        video = np.array(ds.video[lo : lo + len(idx)])  # a writable copy in memory (the split is a read-only memmap)
         pred = predict_batch(model, video, device)
         got = check_prediction(pred, len(idx), T, H, W, C)
         # ground truth in its stored dtype (uint8): the contingency tables read a quarter of the bytes
-        true_ids = np.asarray(ds.masks[lo:lo + len(idx)])
+        true_ids = np.asarray(ds.masks[lo : lo + len(idx)])
         tc = pc = None
         if got.classes is not None and cf is not None:
             tc, pc = true_classes(ds, lo, lo + len(idx), true_ids), pixel_classes(got.classes, got.masks)
-        scorer.update(true_ids, got.masks, video=video, recon=got.recon,
-                      background_ids=tuple(pred.background_ids or ()), true_cls=tc, pred_cls=pc)
+        scorer.update(
+            true_ids,
+            got.masks,
+            video=video,
+            recon=got.recon,
+            background_ids=tuple(pred.background_ids or ()),
+            true_cls=tc,
+            pred_cls=pc,
+        )
     return scorer.compute()

@@ -8,14 +8,15 @@ match its fields or its file name, a folder or a dangling link) is reported by i
 returns None for it, so a resumed run redoes that unit. Records are written like any results file
 (mode 0666 less the umask, 0644 by default), so other users and a web server can read them.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from ocbench_common.files import atomic_write_text, temp_glob
 from ocbench_common.names import check_name

@@ -5,6 +5,7 @@
 Prints ms per image pair for ``metrics.lpips`` on uint8 [N,H,W,3] batches, the one-time weight
 load + module build, and the ratio of batched to one-pair-at-a-time evaluation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,7 @@ def main() -> None:
         L._module(net, x.device, None)
         build = time.perf_counter() - t
 
-        def run(bs: int) -> None:
+        def run(bs: int, net: str = net) -> None:
             L.lpips(x, y, net=net, batch_size=bs)
             sync()
 

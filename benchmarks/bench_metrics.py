@@ -17,6 +17,7 @@
 
 All timings are wall-clock on this machine, best of ``--reps`` for ocbench.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,12 @@ def make_images(n: int, size: int = 64, max_objects: int = 6, seed: int = 0) -> 
         present = rng.random(n) < 0.8
         y0, x0 = rng.integers(0, size - 8, n), rng.integers(0, size - 8, n)
         h, w = rng.integers(6, size // 3, n), rng.integers(6, size // 3, n)
-        m = ((r[None, :, None] >= y0[:, None, None]) & (r[None, :, None] < (y0 + h)[:, None, None])
-             & (r[None, None, :] >= x0[:, None, None]) & (r[None, None, :] < (x0 + w)[:, None, None]))
+        m = (
+            (r[None, :, None] >= y0[:, None, None])
+            & (r[None, :, None] < (y0 + h)[:, None, None])
+            & (r[None, None, :] >= x0[:, None, None])
+            & (r[None, None, :] < (x0 + w)[:, None, None])
+        )
         t[:, 0][m & present[:, None, None]] = k
     perm = np.argsort(rng.random((n, max_objects + 1)), axis=1)
     merge = rng.random((n, max_objects + 1)) < 0.1
@@ -70,7 +75,7 @@ def make_videos(n: int, T: int = 10, size: int = 32, max_objects: int = 5, seed:
         for f in range(T):
             for k in range(K):
                 y, x = np.clip(pos[k] + f * vel[k], 0, size - sz[k]).astype(int)
-                g[f, y:y + sz[k], x:x + sz[k]] = k + 1
+                g[f, y : y + sz[k], x : x + sz[k]] = k + 1
         hyp = rng.permutation(np.arange(1, 20))[: K + 1]
         hyp[0] = 0
         pr = hyp[g]
@@ -113,18 +118,23 @@ def bench_ari(t: np.ndarray, p: np.ndarray, sk_subset: int, reps: int) -> None:
         _checks._CPU_BACKEND = "numpy"
     m = min(sk_subset, n)
     t0 = time.perf_counter()
-    ref = np.array([adjusted_rand_score(t[i].ravel()[t[i].ravel() > 0], p[i].ravel()[t[i].ravel() > 0])
-                    for i in range(m)])
+    ref = np.array(
+        [adjusted_rand_score(t[i].ravel()[t[i].ravel() > 0], p[i].ravel()[t[i].ravel() > 0]) for i in range(m)]
+    )
     sk = (time.perf_counter() - t0) * n / m
     err = float(np.abs(vals[:m] - ref).max())
     err_t = float(np.abs(vals_torch.numpy() - vals).max())
     print(f"FG-ARI, {n} images {t.shape[2]}x{t.shape[3]}:")
     print(f"  ocbench (numpy bincount)     {ours:8.3f} s   int64 ids")
-    print(f"  ocbench, uint8 ids (stored)  {ours8:8.3f} s   max |diff| to int64 {float(np.abs(vals8 - vals).max()):.1e}")
+    print(
+        f"  ocbench, uint8 ids (stored)  {ours8:8.3f} s   max |diff| to int64 {float(np.abs(vals8 - vals).max()):.1e}"
+    )
     print(f"  ocbench (torch path, CPU)    {ours_torch:8.3f} s   max |diff| to numpy path {err_t:.1e}")
     print(f"  sklearn loop                 {sk:8.3f} s   (run on {m} images, x{n / m:g} extrapolated)")
-    print(f"  speed-up vs sklearn          {sk / ours:8.1f} x int64, {sk / ours8:.1f} x uint8   (target >= 100x); "
-          f"max |diff| {err:.1e} (must be <= 1e-9: {'OK' if err <= 1e-9 else 'FAIL'})")
+    print(
+        f"  speed-up vs sklearn          {sk / ours:8.1f} x int64, {sk / ours8:.1f} x uint8   (target >= 100x); "
+        f"max |diff| {err:.1e} (must be <= 1e-9: {'OK' if err <= 1e-9 else 'FAIL'})"
+    )
 
 
 def bench_contingency(t: np.ndarray, p: np.ndarray, reps: int) -> None:
@@ -138,11 +148,11 @@ def bench_contingency(t: np.ndarray, p: np.ndarray, reps: int) -> None:
 
     def used():
         for lo in range(0, n, 16):
-            seg._np_counts(tt[lo:lo + 16], pp[lo:lo + 16], None, K, K)
+            seg._np_counts(tt[lo : lo + 16], pp[lo : lo + 16], None, K, K)
 
     def np_chunked_one_lane():
         for lo in range(0, n, 16):
-            a, b = tt[lo:lo + 16], pp[lo:lo + 16]
+            a, b = tt[lo : lo + 16], pp[lo : lo + 16]
             key = a * K
             key += b
             key += (np.arange(a.shape[0]) * K * K)[:, None]
@@ -160,15 +170,18 @@ def bench_contingency(t: np.ndarray, p: np.ndarray, reps: int) -> None:
 
     def torch_onehot():
         for lo in range(0, n, 256):
-            a = torch.nn.functional.one_hot(ttt[lo:lo + 256], K).float()
-            b = torch.nn.functional.one_hot(ptt[lo:lo + 256], K).float()
+            a = torch.nn.functional.one_hot(ttt[lo : lo + 256], K).float()
+            b = torch.nn.functional.one_hot(ptt[lo : lo + 256], K).float()
             torch.bmm(a.transpose(1, 2), b)
 
     print(f"contingency tables only, one thread, per 10k images (measured on {n}):")
-    for name, fn in (("numpy bincount, 16-image chunks, 8 lanes (used)", used),
-                     ("numpy bincount, 16-image chunks, 1 lane", np_chunked_one_lane),
-                     ("numpy bincount, one call", np_whole),
-                     ("torch.bincount, one call", torch_bincount), ("torch one-hot bmm float32", torch_onehot)):
+    for name, fn in (
+        ("numpy bincount, 16-image chunks, 8 lanes (used)", used),
+        ("numpy bincount, 16-image chunks, 1 lane", np_chunked_one_lane),
+        ("numpy bincount, one call", np_whole),
+        ("torch.bincount, one call", torch_bincount),
+        ("torch one-hot bmm float32", torch_onehot),
+    ):
         s, _ = best_of(fn, reps)
         print(f"  {name:48s} {s * scale:8.3f} s")
 
@@ -212,8 +225,17 @@ def bench_mot(n_videos: int, mm_subset: int, reps: int) -> None:
     ours, res = best_of(lambda: M.clear_mot(gts, preds), reps)  # CLEAR-MOT + IDF1/IDP/IDR + fragmentations
     m = min(mm_subset, n_videos)
     inputs = [M.frame_inputs(g, p) for g, p in zip(gts[:m], preds[:m])]  # not timed for motmetrics
-    counts = ["num_objects", "num_matches", "num_switches", "num_misses", "num_false_positives", "num_fragmentations",
-              "idtp", "idfp", "idfn"]
+    counts = [
+        "num_objects",
+        "num_matches",
+        "num_switches",
+        "num_misses",
+        "num_false_positives",
+        "num_fragmentations",
+        "idtp",
+        "idfp",
+        "idfn",
+    ]
     rates = ["mota", "motp", "idf1", "idp", "idr"]
     t0 = time.perf_counter()
     accs = []
@@ -230,13 +252,19 @@ def bench_mot(n_videos: int, mm_subset: int, reps: int) -> None:
     same = all(int(df.loc["OVERALL"][k]) == sub["summary"][k] for k in counts)
     err = max(abs(float(df.loc["OVERALL"][k]) - sub["summary"][k]) for k in rates)
     s = res["summary"]
-    print(f"CLEAR-MOT + IDF1, {n_videos} videos of {gts[0].shape[0]} frames {gts[0].shape[1]}x{gts[0].shape[2]} "
-          f"(objects {s['num_objects']}, switches {s['num_switches']}, MOTA {s['mota']:.4f}, IDF1 {s['idf1']:.4f}):")
+    print(
+        f"CLEAR-MOT + IDF1, {n_videos} videos of {gts[0].shape[0]} frames {gts[0].shape[1]}x{gts[0].shape[2]} "
+        f"(objects {s['num_objects']}, switches {s['num_switches']}, MOTA {s['mota']:.4f}, IDF1 {s['idf1']:.4f}):"
+    )
     print(f"  ocbench (IoUs included)      {ours:8.3f} s")
-    print(f"  motmetrics update+compute    {ref_time:8.3f} s   (run on {m} videos, x{n_videos / m:g} extrapolated; "
-          f"distance matrices precomputed; metrics {', '.join(counts + rates)})")
-    print(f"  speed-up                     {ref_time / ours:8.1f} x   (target >= 20x); counts equal: "
-          f"{'OK' if same else 'FAIL'}, max |diff| of rates {err:.1e} ({'OK' if err <= 1e-12 else 'FAIL'})")
+    print(
+        f"  motmetrics update+compute    {ref_time:8.3f} s   (run on {m} videos, x{n_videos / m:g} extrapolated; "
+        f"distance matrices precomputed; metrics {', '.join(counts + rates)})"
+    )
+    print(
+        f"  speed-up                     {ref_time / ours:8.1f} x   (target >= 20x); counts equal: "
+        f"{'OK' if same else 'FAIL'}, max |diff| of rates {err:.1e} ({'OK' if err <= 1e-12 else 'FAIL'})"
+    )
 
 
 def bench_hota(n_videos: int, te_subset: int, reps: int) -> None:
@@ -255,11 +283,16 @@ def bench_hota(n_videos: int, te_subset: int, reps: int) -> None:
         frames = M.frame_inputs(g, p, similarity=True)
         gu = {x: i for i, x in enumerate(sorted({o for f in frames for o in f[0]}))}
         pu = {x: i for i, x in enumerate(sorted({h for f in frames for h in f[1]}))}
-        return {"gt_ids": [np.array([gu[o] for o in f[0]], int) for f in frames],
-                "tracker_ids": [np.array([pu[h] for h in f[1]], int) for f in frames],
-                "similarity_scores": [f[2] for f in frames], "num_gt_ids": len(gu), "num_tracker_ids": len(pu),
-                "num_gt_dets": sum(len(f[0]) for f in frames), "num_tracker_dets": sum(len(f[1]) for f in frames),
-                "num_timesteps": len(frames)}
+        return {
+            "gt_ids": [np.array([gu[o] for o in f[0]], int) for f in frames],
+            "tracker_ids": [np.array([pu[h] for h in f[1]], int) for f in frames],
+            "similarity_scores": [f[2] for f in frames],
+            "num_gt_ids": len(gu),
+            "num_tracker_ids": len(pu),
+            "num_gt_dets": sum(len(f[0]) for f in frames),
+            "num_tracker_dets": sum(len(f[1]) for f in frames),
+            "num_timesteps": len(frames),
+        }
 
     datas = [data(g, p) for g, p in zip(gts[:m], preds[:m])]
     metric = trackeval.metrics.HOTA()
@@ -270,13 +303,19 @@ def bench_hota(n_videos: int, te_subset: int, reps: int) -> None:
     keys = {"hota": "HOTA", "deta": "DetA", "assa": "AssA", "loca": "LocA"}
     err = max(abs(sub["summary"][k] - float(np.mean(ref[r]))) for k, r in keys.items())
     s = res["summary"]
-    print(f"HOTA, the same {n_videos} videos (HOTA {s['hota']:.4f}, DetA {s['deta']:.4f}, AssA {s['assa']:.4f}, "
-          f"LocA {s['loca']:.4f}):")
+    print(
+        f"HOTA, the same {n_videos} videos (HOTA {s['hota']:.4f}, DetA {s['deta']:.4f}, AssA {s['assa']:.4f}, "
+        f"LocA {s['loca']:.4f}):"
+    )
     print(f"  ocbench (IoUs included)      {ours:8.3f} s")
-    print(f"  TrackEval eval+combine       {ref_time:8.3f} s   (run on {m} videos, x{n_videos / m:g} extrapolated; "
-          f"similarity matrices precomputed)")
-    print(f"  speed-up                     {ref_time / ours:8.1f} x   (target >= 10x); max |diff| HOTA/DetA/AssA/LocA "
-          f"{err:.1e} ({'OK' if err <= 1e-6 else 'FAIL'})")
+    print(
+        f"  TrackEval eval+combine       {ref_time:8.3f} s   (run on {m} videos, x{n_videos / m:g} extrapolated; "
+        f"similarity matrices precomputed)"
+    )
+    print(
+        f"  speed-up                     {ref_time / ours:8.1f} x   (target >= 10x); max |diff| HOTA/DetA/AssA/LocA "
+        f"{err:.1e} ({'OK' if err <= 1e-6 else 'FAIL'})"
+    )
 
 
 def main() -> None:
@@ -295,8 +334,9 @@ def main() -> None:
         a.images, a.videos, a.sk_subset, a.mm_subset, a.te_subset = 2000, 200, 500, 200, 200
     if a.threads:
         torch.set_num_threads(a.threads)
-    print(f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), {os.cpu_count()} CPUs"
+    )
     if a.only == "all":
         t, p = make_images(a.images)
         bench_ari(t, p, a.sk_subset, a.reps)

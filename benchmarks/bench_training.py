@@ -8,6 +8,7 @@ and the ratio to the plain loop; ``--json`` also writes the rows.
     python benchmarks/bench_training.py --steps 5 --warmup 2                # synthetic Tetrominoes-sized data
     python benchmarks/bench_training.py --dataset tetrominoes --profile quick --steps 50
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,9 @@ class _Synthetic:
 
 def _batches_plain(split, batch_size: int, device: torch.device):
     while True:
-        loader = torch.utils.data.DataLoader(_Frames(split.video), batch_size=batch_size, shuffle=True,
-                                             drop_last=True, num_workers=0)
+        loader = torch.utils.data.DataLoader(
+            _Frames(split.video), batch_size=batch_size, shuffle=True, drop_last=True, num_workers=0
+        )
         for b in loader:
             yield b.to(device, non_blocking=False)
 
@@ -68,8 +70,19 @@ def _batches_device(split, batch_size: int, device: torch.device):
         yield src.sample(batch_size)
 
 
-def run_one(method: str, split, info: DatasetInfo, device: torch.device, path: str, amp: bool, compile_: bool,
-            steps: int, warmup: int, batch_size: int | None, compile_mode: str | None = None) -> dict:
+def run_one(
+    method: str,
+    split,
+    info: DatasetInfo,
+    device: torch.device,
+    path: str,
+    amp: bool,
+    compile_: bool,
+    steps: int,
+    warmup: int,
+    batch_size: int | None,
+    compile_mode: str | None = None,
+) -> dict:
     cls = get_method(method)
     cfg = cls.make_config(info.name, info.variant)
     if batch_size:
@@ -104,9 +117,17 @@ def run_one(method: str, split, info: DatasetInfo, device: torch.device, path: s
         loss = step()
     float(loss.detach())  # syncs the device
     dt = time.perf_counter() - t0
-    return {"method": method, "device": str(device), "path": path, "amp": bool(amp and cuda), "compile": compile_,
-            "compile_mode": compile_mode if compile_ else None, "batch_size": cfg.batch_size, "steps": steps,
-            "steps_per_s": steps / dt}
+    return {
+        "method": method,
+        "device": str(device),
+        "path": path,
+        "amp": bool(amp and cuda),
+        "compile": compile_,
+        "compile_mode": compile_mode if compile_ else None,
+        "batch_size": cfg.batch_size,
+        "steps": steps,
+        "steps_per_s": steps / dt,
+    }
 
 
 def main(argv=None) -> list[dict]:
@@ -122,8 +143,12 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=None, help="default: the paper's batch")
-    ap.add_argument("--compile-modes", nargs="+", default=["default"],
-                    help="torch.compile modes tried on CUDA (default, reduce-overhead, max-autotune-no-cudagraphs)")
+    ap.add_argument(
+        "--compile-modes",
+        nargs="+",
+        default=["default"],
+        help="torch.compile modes tried on CUDA (default, reduce-overhead, max-autotune-no-cudagraphs)",
+    )
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
 
@@ -149,19 +174,25 @@ def main(argv=None) -> list[dict]:
             for path, amp, comp in settings:
                 try:
                     mode = None if comp in (False, "default") else comp
-                    r = run_one(method, split, info, device, path, amp, bool(comp), a.steps, a.warmup, a.batch_size,
-                                mode)
+                    r = run_one(
+                        method, split, info, device, path, amp, bool(comp), a.steps, a.warmup, a.batch_size, mode
+                    )
                 except Exception as e:  # e.g. compile unsupported: report and go on
-                    print(f"{method:15s} {dev:5s} {path:6s} amp={amp!s:5s} compile={comp!s:5s} FAILED: "
-                          f"{type(e).__name__}: {str(e)[:200]}")
+                    print(
+                        f"{method:15s} {dev:5s} {path:6s} amp={amp!s:5s} compile={comp!s:5s} FAILED: "
+                        f"{type(e).__name__}: {str(e)[:200]}"
+                    )
                     continue
                 if path == "plain":
                     base = r["steps_per_s"]
                 r["ratio_vs_plain"] = r["steps_per_s"] / base if base else None
                 rows.append(r)
                 ratio = f"{r['ratio_vs_plain']:.2f}x" if base else "-"
-                print(f"{method:15s} {dev:5s} {path:6s} amp={amp!s:5s} compile={comp!s:5s} "
-                      f"batch={r['batch_size']:4d} {r['steps_per_s']:9.2f} steps/s  vs plain {ratio}", flush=True)
+                print(
+                    f"{method:15s} {dev:5s} {path:6s} amp={amp!s:5s} compile={comp!s:5s} "
+                    f"batch={r['batch_size']:4d} {r['steps_per_s']:9.2f} steps/s  vs plain {ratio}",
+                    flush=True,
+                )
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))
     return rows

@@ -1,4 +1,5 @@
 """Import every generator module of the package once, so that each registers its datasets."""
+
 import importlib
 import pkgutil
 

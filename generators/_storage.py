@@ -5,6 +5,7 @@ Kept apart from :mod:`generators.core` (registry, seeds, manifests, verification
 system side of the split writer. Imports nothing from the project but the shared name pattern
 (:mod:`ocbench_common.names`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -82,8 +83,10 @@ def _owner_tag() -> str:
 
 
 # .<split>.tmp-<host>-<pid>-<start ticks>-<random>  (and .old- for a split being swapped out)
-_TEMP_RE = re.compile(r"\.(?P<split>.+)\.(?P<what>tmp|old)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-(?P<start>\d+)"
-                      r"-[0-9a-f]+")
+_TEMP_RE = re.compile(
+    r"\.(?P<split>.+)\.(?P<what>tmp|old)-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-(?P<start>\d+)"
+    r"-[0-9a-f]+"
+)
 # names of earlier versions, with no owner: tempfile.mkdtemp's .<split>.tmp-XXXXXXXX and .<split>.old-<pid>
 _LEGACY_RE = re.compile(r"\..+\.(tmp-[a-z0-9_]{8}|old-\d+)")
 # a writer touches its folder after every chunk; one untouched this long, whose process cannot be asked
@@ -155,8 +158,12 @@ def sweep_orphans(parent: str | os.PathLike) -> list[Path]:
             continue
         if m:
             final = parent / m["split"]
-            if (m["what"] == "old" and _NAME_RE.fullmatch(m["split"]) and not os.path.lexists(final)
-                    and e.is_dir(follow_symlinks=False)):
+            if (
+                m["what"] == "old"
+                and _NAME_RE.fullmatch(m["split"])
+                and not os.path.lexists(final)
+                and e.is_dir(follow_symlinks=False)
+            ):
                 os.replace(path, final)  # the old split comes back
                 continue
         _remove(path)

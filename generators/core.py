@@ -18,6 +18,7 @@ split: a reader sees the old split or the new one, never neither. Temporary fold
 died are swept when the next generation starts. Every manifest field is checked against the arrays and
 against the generator before a split is used (:func:`verify_split`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,9 +31,10 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -40,16 +42,30 @@ from ocbench_common import names as _names
 from ocbench_common.files import atomic_write_text
 from ocbench_common.registry import Registry
 
-from ._storage import _make_temp, _remove, _reserve, _swap_in, split_lock, sweep_orphans  # noqa: F401
-from ._storage import _host, _start_ticks  # noqa: F401  (tests name the writer of a temporary folder)
+from ._storage import _host, _make_temp, _remove, _reserve, _start_ticks, _swap_in, split_lock, sweep_orphans  # noqa: F401  # noqa: F401  (tests name the writer of a temporary folder)
 
 PROFILES = ("smoke", "quick", "paper")
 DEFAULT_PROFILE = "quick"
 ENV_ROOT = "OCBENCH_DATA"
 FORMAT_VERSION = 1
 SEED_RULE = "sha256('ocbench|name|seed_key|v<major>|split|index')[:8] little-endian"
-_MANIFEST_KEYS = frozenset({"format", "generator", "version", "variant", "profile", "split", "kind", "count",
-                            "seed_rule", "seed_key", "config", "files", "seconds"})
+_MANIFEST_KEYS = frozenset(
+    {
+        "format",
+        "generator",
+        "version",
+        "variant",
+        "profile",
+        "split",
+        "kind",
+        "count",
+        "seed_rule",
+        "seed_key",
+        "config",
+        "files",
+        "seconds",
+    }
+)
 _FILE_KEYS = frozenset({"sha256", "bytes", "key", "shape", "dtype"})
 _MANIFEST_MAX_BYTES = 4 << 20
 
@@ -151,9 +167,7 @@ class DatasetSpec:
     def size(self, profile: str, split: str, variant: str | None = None) -> int:
         names = self.split_names(profile, variant)
         if split not in names:
-            raise DatasetError(
-                f"unknown split {split!r} of {self.name!r} ({profile}); valid splits: {names}"
-            )
+            raise DatasetError(f"unknown split {split!r} of {self.name!r} ({profile}); valid splits: {names}")
         return int(self.sizes[profile][split])
 
 
@@ -190,11 +204,15 @@ def register_dataset(spec: DatasetSpec, *, replace: bool = False) -> DatasetSpec
     tests = {s for sizes in spec.sizes.values() for s in sizes if s.startswith("test")} | set(spec.views)
     for split, k in dict(spec.eval_slots).items():
         if split not in tests:
-            raise ValueError(f"dataset {spec.name!r}: eval_slots names {split!r}, which is not one of its test "
-                             f"splits or views {sorted(tests)}")
+            raise ValueError(
+                f"dataset {spec.name!r}: eval_slots names {split!r}, which is not one of its test "
+                f"splits or views {sorted(tests)}"
+            )
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"dataset {spec.name!r}: eval_slots[{split!r}] must be a positive integer (the "
-                             f"number of slots it is scored with), got {k!r}")
+            raise ValueError(
+                f"dataset {spec.name!r}: eval_slots[{split!r}] must be a positive integer (the "
+                f"number of slots it is scored with), got {k!r}"
+            )
     return _DATASETS.add(spec.name, spec, replace=replace)
 
 
@@ -213,6 +231,7 @@ def check_profile(profile: str) -> str:
 
 
 # --------------------------------------------------------------------------------------- seeds
+
 
 def sample_seed(name: str, seed_key: str, version: str, split: str, index: int) -> int:
     """The seed of one sample: a 64-bit hash of its coordinates (profile-independent)."""
@@ -254,6 +273,7 @@ def _check_batch(spec: DatasetSpec, out: dict, n: int) -> None:
 
 # ------------------------------------------------------------------------------------ storage
 
+
 def data_root(root: str | os.PathLike | None = None) -> Path:
     if root is not None:
         return Path(root).expanduser()
@@ -264,8 +284,13 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(base) / "ocbench" / "datasets"
 
 
-def split_dir(name: str, split: str, variant: str | None = None, profile: str = DEFAULT_PROFILE,
-              root: str | os.PathLike | None = None) -> Path:
+def split_dir(
+    name: str,
+    split: str,
+    variant: str | None = None,
+    profile: str = DEFAULT_PROFILE,
+    root: str | os.PathLike | None = None,
+) -> Path:
     spec = get_spec(name)
     v = spec.variant(variant)
     check_profile(profile)
@@ -339,6 +364,7 @@ def _render_chunk(args: tuple) -> tuple[int, int, str]:
 
 # ------------------------------------------------------------------ full disks
 
+
 def _disk_full(e: BaseException) -> bool:
     return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
 
@@ -357,21 +383,35 @@ def _free_bytes(folder: Path) -> int | None:
 def _no_space(folder: Path, what: str, need: int, cause: str = "") -> DatasetError:
     free = _free_bytes(folder)
     have = f"{_mb(free)} free" if free is not None else "free space unknown"
-    return DatasetError(f"no space left in {folder} to write {what} (needs about {_mb(need)}, {have}{cause}); "
-                        f"nothing was kept: free some space or choose another data root "
-                        f"(--data-root or ${ENV_ROOT})")
+    return DatasetError(
+        f"no space left in {folder} to write {what} (needs about {_mb(need)}, {have}{cause}); "
+        f"nothing was kept: free some space or choose another data root "
+        f"(--data-root or ${ENV_ROOT})"
+    )
 
 
-def _write_split(spec: DatasetSpec, v: str, profile: str, split: str, n: int, cfg: dict, tmp: Path,
-                 layout: dict, workers: int, progress: Callable[[int, int], None] | None, t0: float) -> None:
+def _write_split(
+    spec: DatasetSpec,
+    v: str,
+    profile: str,
+    split: str,
+    n: int,
+    cfg: dict,
+    tmp: Path,
+    layout: dict,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+    t0: float,
+) -> None:
     """Render every sample into reserved memmaps in ``tmp``, then hash them and write the manifest."""
     shapes = {k: ((n,) + shape, dtype) for k, (shape, dtype) in layout.items()}
     for key, (shape, dtype) in shapes.items():
         mm = np.lib.format.open_memmap(tmp / _file_name(key), mode="w+", dtype=np.dtype(dtype), shape=shape)
         del mm
         _reserve(tmp / _file_name(key))
-    tasks = [(spec.name, v, split, cfg, lo, min(n, lo + spec.chunk), str(tmp), shapes)
-             for lo in range(0, n, spec.chunk)]
+    tasks = [
+        (spec.name, v, split, cfg, lo, min(n, lo + spec.chunk), str(tmp), shapes) for lo in range(0, n, spec.chunk)
+    ]
     done = 0
     if progress:
         progress(done, n)
@@ -394,8 +434,13 @@ def _write_split(spec: DatasetSpec, v: str, profile: str, split: str, n: int, cf
     files = {}
     for key, (shape, dtype) in shapes.items():
         fn = _file_name(key)
-        files[fn] = {"sha256": sha256_file(tmp / fn), "bytes": (tmp / fn).stat().st_size, "key": key,
-                     "shape": list(shape), "dtype": dtype}
+        files[fn] = {
+            "sha256": sha256_file(tmp / fn),
+            "bytes": (tmp / fn).stat().st_size,
+            "key": key,
+            "shape": list(shape),
+            "dtype": dtype,
+        }
     manifest = {
         "format": FORMAT_VERSION,
         "generator": spec.name,
@@ -415,9 +460,16 @@ def _write_split(spec: DatasetSpec, v: str, profile: str, split: str, n: int, cf
     atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
 
 
-def generate_split(name: str, split: str, variant: str | None = None, profile: str = DEFAULT_PROFILE,
-                   root: str | os.PathLike | None = None, workers: int = 1, force: bool = False,
-                   progress: Callable[[int, int], None] | None = None) -> Path:
+def generate_split(
+    name: str,
+    split: str,
+    variant: str | None = None,
+    profile: str = DEFAULT_PROFILE,
+    root: str | os.PathLike | None = None,
+    workers: int = 1,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
     """Generate one split atomically; returns its folder. Existing verified splits are kept.
 
     Orphaned temporary folders of dead writers are swept first; the space the split needs is
@@ -470,10 +522,16 @@ def generate_split(name: str, split: str, variant: str | None = None, profile: s
     return final
 
 
-def generate(name: str, variant: str | None = None, profile: str = DEFAULT_PROFILE,
-             root: str | os.PathLike | None = None, workers: int = 1, force: bool = False,
-             splits: Iterable[str] | None = None,
-             progress: Callable[[str, int, int], None] | None = None) -> dict[str, Path]:
+def generate(
+    name: str,
+    variant: str | None = None,
+    profile: str = DEFAULT_PROFILE,
+    root: str | os.PathLike | None = None,
+    workers: int = 1,
+    force: bool = False,
+    splits: Iterable[str] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Path]:
     """Generate every split of (dataset, variant, profile)."""
     spec = get_spec(name)
     v = spec.variant(variant)
@@ -535,15 +593,18 @@ def verify_split(folder: str | os.PathLike, expect: Mapping[str, str] | None = N
         raise DatasetError(f"{folder} has no manifest.json: the split is missing or was never finished")
 
     def cmd() -> str:
-        names = [exp.get(k, manifest.get(k) if isinstance(manifest, dict) else None)
-                 for k in ("generator", "variant", "profile")]
+        names = [
+            exp.get(k, manifest.get(k) if isinstance(manifest, dict) else None)
+            for k in ("generator", "variant", "profile")
+        ]
         if all(isinstance(x, str) and _NAME_RE.fullmatch(x) for x in names) and names[2] in PROFILES:
             return _regen_command(*names)
         return f"delete {folder} and regenerate it"
 
     def tamper(why: str) -> DatasetError:
-        return DatasetError(f"{mf} disagrees with its split or its generator: {why} (tampered or corrupt); "
-                            f"regenerate with: {cmd()}")
+        return DatasetError(
+            f"{mf} disagrees with its split or its generator: {why} (tampered or corrupt); regenerate with: {cmd()}"
+        )
 
     manifest: Any = None
     try:
@@ -556,8 +617,10 @@ def verify_split(folder: str | os.PathLike, expect: Mapping[str, str] | None = N
         manifest = None
         raise tamper("it is not a JSON object")
     if set(manifest) != _MANIFEST_KEYS:
-        raise tamper(f"fields missing {sorted(_MANIFEST_KEYS - set(manifest))}, "
-                     f"unexpected {_short(sorted(map(str, set(manifest) - _MANIFEST_KEYS)))}")
+        raise tamper(
+            f"fields missing {sorted(_MANIFEST_KEYS - set(manifest))}, "
+            f"unexpected {_short(sorted(map(str, set(manifest) - _MANIFEST_KEYS)))}"
+        )
     for k in ("generator", "variant", "profile", "split"):
         if not isinstance(manifest[k], str):
             raise tamper(f"{k} is {_short(manifest[k])}, not a name")
@@ -570,8 +633,14 @@ def verify_split(folder: str | os.PathLike, expect: Mapping[str, str] | None = N
         size = spec.size(profile, split, v)
     except DatasetError as e:
         raise tamper(str(e).split(";")[0]) from None
-    checks = [("format", FORMAT_VERSION), ("version", spec.version), ("kind", spec.kind), ("count", size),
-              ("seed_rule", SEED_RULE), ("seed_key", spec.variants[v].seed_key or v)]
+    checks = [
+        ("format", FORMAT_VERSION),
+        ("version", spec.version),
+        ("kind", spec.kind),
+        ("count", size),
+        ("seed_rule", SEED_RULE),
+        ("seed_key", spec.variants[v].seed_key or v),
+    ]
     for k, want in checks:
         if manifest[k] != want or type(manifest[k]) is not type(want):
             raise tamper(f"{k} is {_short(manifest[k])}, the generator says {want!r}")
@@ -603,21 +672,27 @@ def verify_split(folder: str | os.PathLike, expect: Mapping[str, str] | None = N
         if not isinstance(info, dict) or set(info) != _FILE_KEYS:
             raise tamper(f"the entry of {fn} is {_short(info)}")
         if info["key"] != key or info["shape"] != list(shape) or info["dtype"] != dtype:
-            raise tamper(f"{fn} is listed as {_short(info['key'])} {_short(info['shape'])} {_short(info['dtype'])}, "
-                         f"the generator writes {key!r} {list(shape)} {dtype!r}")
+            raise tamper(
+                f"{fn} is listed as {_short(info['key'])} {_short(info['shape'])} {_short(info['dtype'])}, "
+                f"the generator writes {key!r} {list(shape)} {dtype!r}"
+            )
         if not isinstance(info["sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", info["sha256"]):
             raise tamper(f"the sha256 of {fn} is {_short(info['sha256'])}")
         actual = p.stat().st_size
         if actual != info["bytes"]:
-            raise DatasetError(f"{p} has {actual} bytes, manifest says {_short(info['bytes'])} "
-                               f"(truncated or replaced); regenerate with: {cmd()}")
+            raise DatasetError(
+                f"{p} has {actual} bytes, manifest says {_short(info['bytes'])} "
+                f"(truncated or replaced); regenerate with: {cmd()}"
+            )
         try:
             h_shape, fortran, h_dtype, offset = _npy_header(p)
         except Exception as e:  # numpy's header parser raises ValueError, SyntaxError, TokenError, ...
             raise tamper(f"{fn} has no valid .npy header ({_short(str(e))})") from None
         if h_shape != shape or fortran or h_dtype.str != dtype or h_dtype.hasobject:
-            raise tamper(f"the header of {fn} says {h_dtype.str} {list(h_shape)}"
-                         f"{' (Fortran order)' if fortran else ''}, the manifest {dtype!r} {list(shape)}")
+            raise tamper(
+                f"the header of {fn} says {h_dtype.str} {list(h_shape)}"
+                f"{' (Fortran order)' if fortran else ''}, the manifest {dtype!r} {list(shape)}"
+            )
         if offset + math.prod(shape) * h_dtype.itemsize != actual:
             raise tamper(f"{fn} has {actual} bytes, its header needs {offset + math.prod(shape) * h_dtype.itemsize}")
     stamp = _stamp(folder)
@@ -626,8 +701,7 @@ def verify_split(folder: str | os.PathLike, expect: Mapping[str, str] | None = N
     for fn in want_files:
         p = folder / fn
         if sha256_file(p) != files[fn]["sha256"]:
-            raise DatasetError(f"{p} does not match its sha256 in {mf} (tampered or corrupt); "
-                               f"regenerate with: {cmd()}")
+            raise DatasetError(f"{p} does not match its sha256 in {mf} (tampered or corrupt); regenerate with: {cmd()}")
     _VERIFIED[str(folder)] = stamp
     return manifest
 
@@ -639,15 +713,17 @@ def check_config(manifest: Mapping, config: Mapping, folder: Path) -> None:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise DatasetError(
             f"{folder} was generated with a different config (keys {_short(diff)}); regenerate with: "
-            f"{_regen_command(manifest['generator'], manifest['variant'], manifest['profile'])}")
+            f"{_regen_command(manifest['generator'], manifest['variant'], manifest['profile'])}"
+        )
 
 
 def manifest_hash(manifest: Mapping) -> str:
     return hashlib.sha256(json.dumps(manifest["files"], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def status(name: str, variant: str | None = None, profile: str = DEFAULT_PROFILE,
-           root: str | os.PathLike | None = None) -> dict[str, str]:
+def status(
+    name: str, variant: str | None = None, profile: str = DEFAULT_PROFILE, root: str | os.PathLike | None = None
+) -> dict[str, str]:
     """split -> 'verified' | 'missing' | 'corrupt: ...' (any manifest field that disagrees is corrupt)."""
     spec = get_spec(name)
     v = spec.variant(variant)

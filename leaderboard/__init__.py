@@ -8,23 +8,56 @@ the harness writes. Entry points::
     check_record(record)                                    # ValueError naming the field at fault
     load_paper_rows() -> DataFrame                          # published reference rows
 """
+
 from __future__ import annotations
 
 import os
 import secrets
 import warnings
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from .aggregate import (REFERENCE_PROFILE, TIERS, aggregate, aggregate_by_length, build_tables, check_record, failures,
-                        format_cell, long_table, main_metric, metric_kind, read_leaderboard_csv, read_records,
-                        run_meta, runs_frame, seed_values, tier_map, to_markdown, validate_records)
+from .aggregate import (
+    REFERENCE_PROFILE,
+    TIERS,
+    aggregate,
+    aggregate_by_length,
+    build_tables,
+    check_record,
+    failures,
+    format_cell,
+    long_table,
+    main_metric,
+    metric_kind,
+    read_leaderboard_csv,
+    read_records,
+    run_meta,
+    runs_frame,
+    seed_values,
+    tier_map,
+    to_markdown,
+    validate_records,
+)
 from .html import render_html
 from .paper import load_paper_rows
 
-__all__ = ["REFERENCE_PROFILE", "TIERS", "aggregate", "aggregate_by_length", "build", "check_record", "failures",
-           "format_cell", "load_paper_rows", "main_metric", "metric_kind", "read_leaderboard_csv", "read_records",
-           "seed_values"]
+__all__ = [
+    "REFERENCE_PROFILE",
+    "TIERS",
+    "aggregate",
+    "aggregate_by_length",
+    "build",
+    "check_record",
+    "failures",
+    "format_cell",
+    "load_paper_rows",
+    "main_metric",
+    "metric_kind",
+    "read_leaderboard_csv",
+    "read_records",
+    "seed_values",
+]
 
 _FIGURE_PREFIXES = ("bars_", "by_length_", "by_count_")
 
@@ -78,19 +111,22 @@ def _summary(all_recs: list[dict], profile: str | None) -> str:
     tail = ""
     if ref:
         n_ok = sum(r["status"] == "ok" for r in ref)
-        tail = (f" Beside them: {_count(len(ref), 'ocbench reference run')} of the '{REFERENCE_PROFILE}' profile "
-                f"({n_ok} ok; {_count(len({r['method'] for r in ref}), 'method')}, "
-                f"{_count(len({r['dataset'] for r in ref}), 'dataset')}).")
+        tail = (
+            f" Beside them: {_count(len(ref), 'ocbench reference run')} of the '{REFERENCE_PROFILE}' profile "
+            f"({n_ok} ok; {_count(len({r['method'] for r in ref}), 'method')}, "
+            f"{_count(len({r['dataset'] for r in ref}), 'dataset')})."
+        )
     if not recs:
         return "No ocbench runs recorded" + (f" for profile '{profile}'" if profile else "") + " yet." + tail
     n_ok = sum(r["status"] == "ok" for r in recs)
     profiles = sorted({r["profile"] for r in recs})
     revs = sorted({str(r["git_revision"]) for r in recs if r.get("git_revision")})
     latest = max((r["created"] for r in recs if r["created"]), default="")
-    parts = [f"{_count(len(recs), 'run')} ({n_ok} ok, {len(recs) - n_ok} failed)",
-             f"{_count(len({r['method'] for r in recs}), 'method')}, "
-             f"{_count(len({r['dataset'] for r in recs}), 'dataset')}",
-             "profile" + ("s " if len(profiles) > 1 else " ") + ", ".join(profiles)]
+    parts = [
+        f"{_count(len(recs), 'run')} ({n_ok} ok, {len(recs) - n_ok} failed)",
+        f"{_count(len({r['method'] for r in recs}), 'method')}, {_count(len({r['dataset'] for r in recs}), 'dataset')}",
+        "profile" + ("s " if len(profiles) > 1 else " ") + ", ".join(profiles),
+    ]
     if revs:
         parts.append("git " + ", ".join(revs[:5]) + (" …" if len(revs) > 5 else ""))
     if latest:
@@ -98,8 +134,15 @@ def _summary(all_recs: list[dict], profile: str | None) -> str:
     return " · ".join(parts) + "." + tail
 
 
-def build(records: Iterable[Mapping[str, Any]], out_dir: str | Path, *, profile: str | None = None,
-          paper: bool = True, reference: bool = True, problems: list[str] | None = None) -> dict[str, Path]:
+def build(
+    records: Iterable[Mapping[str, Any]],
+    out_dir: str | Path,
+    *,
+    profile: str | None = None,
+    paper: bool = True,
+    reference: bool = True,
+    problems: list[str] | None = None,
+) -> dict[str, Path]:
     """Write the leaderboard into ``out_dir`` and return {relative name: path}.
 
     Outputs: ``leaderboard.md`` (a table per dataset/variant/split, methods x metrics, "mean ± std",
@@ -154,13 +197,16 @@ def build(records: Iterable[Mapping[str, Any]], out_dir: str | Path, *, profile:
     title = "ocbench leaderboard" + (f" ({profile})" if profile else "")
     result: dict[str, Path] = {}
     md_figs = {ds: [f"figures/{p.name}" for p in ps] for ds, ps in figs.items()}
-    result["leaderboard.md"] = _write_text(out / "leaderboard.md",
-                                           to_markdown(tables, title=title, summary=summary, figures=md_figs))
+    result["leaderboard.md"] = _write_text(
+        out / "leaderboard.md", to_markdown(tables, title=title, summary=summary, figures=md_figs)
+    )
     long = long_table(agg, agg_len, paper_rows, tiers)
-    result["leaderboard.csv"] = _replace(out / "leaderboard.csv",
-                                         lambda tmp: long.to_csv(tmp, index=False, errors="replace"))
-    result["index.html"] = _write_text(out / "index.html",
-                                       render_html(tables, title=title, summary=summary, figures=figs))
+    result["leaderboard.csv"] = _replace(
+        out / "leaderboard.csv", lambda tmp: long.to_csv(tmp, index=False, errors="replace")
+    )
+    result["index.html"] = _write_text(
+        out / "index.html", render_html(tables, title=title, summary=summary, figures=figs)
+    )
     for ps in figs.values():
         for p in ps:
             result[f"figures/{p.name}"] = p

@@ -14,14 +14,16 @@ Decisions (each stated once, here):
 - A metric value that is null/NaN/inf in an ok record (e.g. LPIPS without weights, metrics.md §8) is
   *missing*: it is left out of the mean and of ``n`` and counted in ``n_missing``.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,14 +40,38 @@ _STATUSES = ("ok", "failed")
 
 #: Column order of the tables; names not listed go after these (lpips_* beside lpips_vgg, others A-Z).
 METRIC_ORDER: tuple[str, ...] = (
-    "fg_ari", "ari", "fg_ari_frame", "ari_frame", "miou", "mbo",
-    "mse", "mse_sum", "lpips_vgg",
+    "fg_ari",
+    "ari",
+    "fg_ari_frame",
+    "ari_frame",
+    "miou",
+    "mbo",
+    "mse",
+    "mse_sum",
+    "lpips_vgg",
     *("mota", "idf1", "hota"),  # the tracking headline (TRACKING_HEADLINE), then the rest of the family
-    "motp_iou", "deta", "assa", "loca", "idp", "idr",
-    "num_switches", "num_fragmentations", "num_misses", "num_false_positives", "num_matches", "num_objects",
-    "mostly_tracked", "partially_tracked", "mostly_lost",
-    "semantic_acc", "semantic_macc", "semantic_miou", "semantic_macc_dti", "semantic_miou_dti",
-    "cluster_accuracy", "cluster_accuracy_m2o",
+    "motp_iou",
+    "deta",
+    "assa",
+    "loca",
+    "idp",
+    "idr",
+    "num_switches",
+    "num_fragmentations",
+    "num_misses",
+    "num_false_positives",
+    "num_matches",
+    "num_objects",
+    "mostly_tracked",
+    "partially_tracked",
+    "mostly_lost",
+    "semantic_acc",
+    "semantic_macc",
+    "semantic_miou",
+    "semantic_macc_dti",
+    "semantic_miou_dti",
+    "cluster_accuracy",
+    "cluster_accuracy_m2o",
 )
 
 #: the identity fields a record's metric entry may carry (``metrics/catalogue.py`` writes them)
@@ -108,9 +134,16 @@ def metric_infos(*frames: pd.DataFrame | None, paper: pd.DataFrame | None = None
         known = df[df["label"].notna() & df["metric"].notna()].drop_duplicates(subset=["metric"])
         for _, r in known.iterrows():
             hib = r["higher_is_better"]
-            out.setdefault(r["metric"], MetricInfo(
-                str(r["metric"]), str(r["label"]), None if pd.isna(r["unit"]) else str(r["unit"]),
-                hib if isinstance(hib, (bool, np.bool_)) else None, None if pd.isna(r["family"]) else str(r["family"])))
+            out.setdefault(
+                r["metric"],
+                MetricInfo(
+                    str(r["metric"]),
+                    str(r["label"]),
+                    None if pd.isna(r["unit"]) else str(r["unit"]),
+                    hib if isinstance(hib, (bool, np.bool_)) else None,
+                    None if pd.isna(r["family"]) else str(r["family"]),
+                ),
+            )
     if paper is not None and len(paper):
         for key, g in paper.groupby("metric", sort=False):
             if key not in out and "scale" in g.columns and (g["scale"] == "percent").any():
@@ -130,8 +163,11 @@ def _with_identity(df: pd.DataFrame, infos: Mapping[str, MetricInfo]) -> pd.Data
     """``df`` with the identity columns of each row's metric (None where its records carry none)."""
     df = df.copy()
     for f in IDENTITY_FIELDS:
-        df[f] = pd.Series([getattr(infos[m], f) if isinstance(m, str) and m in infos else None
-                           for m in df["metric"]], index=df.index, dtype=object)
+        df[f] = pd.Series(
+            [getattr(infos[m], f) if isinstance(m, str) and m in infos else None for m in df["metric"]],
+            index=df.index,
+            dtype=object,
+        )
     return df
 
 
@@ -145,14 +181,33 @@ COUNT_TABLE_METRICS = (*TRACKING_HEADLINE, "fg_ari", "miou", "num_switches")
 _MAIN_METRIC_PREFIX = (("scattered", "mota"),)
 
 DATASET_ORDER = ("tetrominoes", "multi_dsprites", "bouncing_balls", "scattered_mnist", "scattered_shapes")
-_DATASET_LABELS = {"tetrominoes": "Tetrominoes", "multi_dsprites": "Multi-dSprites",
-                   "bouncing_balls": "Bouncing Balls", "scattered_mnist": "Scattered MNIST",
-                   "scattered_shapes": "Scattered Shapes", "movi_a": "MOVi-A-like", "movi_a_like": "MOVi-A-like"}
-_METHOD_LABELS = {"slot_attention": "Slot Attention", "iodine": "IODINE", "monet": "MONet",
-                  "dti_sprites": "DTI-Sprites", "rnem": "R-NEM", "seq_iodine": "SEQ-IODINE", "provide": "PROVIDE",
-                  "conncomp": "ConnComp", "silot": "SILOT", "sqair": "SQAIR", "slate": "SLATE", "savi": "SAVi",
-                  "steve": "STEVE", "slotdiffusion": "SlotDiffusion", "slot_diffusion": "SlotDiffusion",
-                  "genesis": "GENESIS"}
+_DATASET_LABELS = {
+    "tetrominoes": "Tetrominoes",
+    "multi_dsprites": "Multi-dSprites",
+    "bouncing_balls": "Bouncing Balls",
+    "scattered_mnist": "Scattered MNIST",
+    "scattered_shapes": "Scattered Shapes",
+    "movi_a": "MOVi-A-like",
+    "movi_a_like": "MOVi-A-like",
+}
+_METHOD_LABELS = {
+    "slot_attention": "Slot Attention",
+    "iodine": "IODINE",
+    "monet": "MONet",
+    "dti_sprites": "DTI-Sprites",
+    "rnem": "R-NEM",
+    "seq_iodine": "SEQ-IODINE",
+    "provide": "PROVIDE",
+    "conncomp": "ConnComp",
+    "silot": "SILOT",
+    "sqair": "SQAIR",
+    "slate": "SLATE",
+    "savi": "SAVi",
+    "steve": "STEVE",
+    "slotdiffusion": "SlotDiffusion",
+    "slot_diffusion": "SlotDiffusion",
+    "genesis": "GENESIS",
+}
 _COUNT_SPLIT = re.compile(r"^(?P<base>.*?)_?n(?P<k>\d+)$")
 
 
@@ -216,6 +271,7 @@ def count_of_split(split: str) -> int | None:
 # ---------------------------------------------------------------------------------------------
 # formatting
 # ---------------------------------------------------------------------------------------------
+
 
 def _mse_style(x: float) -> str:
     a = abs(x)
@@ -318,8 +374,9 @@ _BAD_CHARS = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 def _check_text(value: str, where: str) -> str:
     m = _BAD_CHARS.search(value)
     if m:
-        raise ValueError(f"{where}: {_short(repr(value), 60)} holds the control or invalid character "
-                         f"{m.group()!r} at {m.start()}")
+        raise ValueError(
+            f"{where}: {_short(repr(value), 60)} holds the control or invalid character {m.group()!r} at {m.start()}"
+        )
     return value
 
 
@@ -349,8 +406,12 @@ def _fit_summary(rec: Mapping) -> dict:
         return {}
     config = rec.get("config")
     paper = info.get("paper_steps", config.get("steps") if isinstance(config, Mapping) else None)
-    out = {"steps": _opt_count(info.get("steps")), "total_steps": _opt_count(info.get("total_steps")),
-           "paper_steps": _opt_count(paper), "budget_cut": info.get("budget_cut") is True}
+    out = {
+        "steps": _opt_count(info.get("steps")),
+        "total_steps": _opt_count(info.get("total_steps")),
+        "paper_steps": _opt_count(paper),
+        "budget_cut": info.get("budget_cut") is True,
+    }
     return out if out["steps"] is not None or out["total_steps"] is not None else {}
 
 
@@ -379,8 +440,9 @@ def _clean_record(rec: Any, where: str) -> dict:
         raise ValueError(f"{_at(where, 'metrics')}: expected a dict of metric entries, got {type(metrics).__name__}")
     by_length = rec.get("by_length") or {}
     if not isinstance(by_length, Mapping):
-        raise ValueError(f"{_at(where, 'by_length')}: expected {{metric: {{length: value}}}}, "
-                         f"got {type(by_length).__name__}")
+        raise ValueError(
+            f"{_at(where, 'by_length')}: expected {{metric: {{length: value}}}}, got {type(by_length).__name__}"
+        )
     clean = {k: rec[k] for k in _REQUIRED}
     clean["seed"] = int(seed)
     clean["error"] = rec.get("error")
@@ -408,8 +470,9 @@ def _clean_record(rec: Any, where: str) -> dict:
         for name, per_len in by_length.items():
             _check_text(str(name), _at(where, "by_length"))
             if not isinstance(per_len, Mapping):
-                raise ValueError(f"{_at(where, f'by_length.{name}')}: expected {{length: value}}, "
-                                 f"got {type(per_len).__name__}")
+                raise ValueError(
+                    f"{_at(where, f'by_length.{name}')}: expected {{length: value}}, got {type(per_len).__name__}"
+                )
             vals = {}
             for length, v in per_len.items():
                 try:
@@ -417,8 +480,10 @@ def _clean_record(rec: Any, where: str) -> dict:
                 except (TypeError, ValueError):
                     L = None
                 if L is None or not 1 <= L < _MAX_LENGTH:
-                    raise ValueError(f"{_at(where, f'by_length.{name}')}: length keys must be integers from 1 "
-                                     f"to {_MAX_LENGTH - 1}, got {_short(repr(length), 40)}")
+                    raise ValueError(
+                        f"{_at(where, f'by_length.{name}')}: length keys must be integers from 1 "
+                        f"to {_MAX_LENGTH - 1}, got {_short(repr(length), 40)}"
+                    )
                 vals[L] = _as_float(v, _at(where, f"by_length.{name}[{length}]"))
             clean["by_length"][str(name)] = vals
     return clean
@@ -440,8 +505,10 @@ def validate_records(records: Iterable[Mapping[str, Any]], problems: list[str] |
     ``problems`` list is given, is left out with that message appended to the list.
     """
     if isinstance(records, (str, bytes, Path, Mapping)):
-        raise TypeError("records: expected an iterable of run-record dicts "
-                        f"(use read_records(path) for files), got {type(records).__name__}")
+        raise TypeError(
+            "records: expected an iterable of run-record dicts "
+            f"(use read_records(path) for files), got {type(records).__name__}"
+        )
     out: dict[tuple, tuple[str, int, dict]] = {}
     for i, rec in enumerate(records):
         try:
@@ -465,8 +532,11 @@ def read_records(path: str | Path) -> list[dict]:
     if not path.exists():
         raise FileNotFoundError(f"path: no results file or folder at {path}")
     # folders and dangling links named *.json are not record files
-    files = (sorted(p for p in path.rglob("*") if p.suffix in (".json", ".jsonl") and p.is_file())
-             if path.is_dir() else [path])
+    files = (
+        sorted(p for p in path.rglob("*") if p.suffix in (".json", ".jsonl") and p.is_file())
+        if path.is_dir()
+        else [path]
+    )
     records: list[dict] = []
     for f in files:
         text = f.read_text(encoding="utf-8")
@@ -524,8 +594,7 @@ def tier_map(records: Iterable[Mapping]) -> dict[tuple[str, str], str]:
     for r in records:
         k = (r["profile"], r["method"])
         learned[k] = learned.get(k, False) or _learned(r)
-    return {k: "reference" if k[0] == REFERENCE_PROFILE else "pipeline" if v else "yours"
-            for k, v in learned.items()}
+    return {k: "reference" if k[0] == REFERENCE_PROFILE else "pipeline" if v else "yours" for k, v in learned.items()}
 
 
 def tier_title(tier: str, profiles: Sequence[str] = ()) -> tuple[str, str]:
@@ -534,11 +603,17 @@ def tier_title(tier: str, profiles: Sequence[str] = ()) -> tuple[str, str]:
     if tier == "paper":
         return "Published", "the papers' numbers, with their protocol and the table they come from"
     if tier == "reference":
-        return ("ocbench reference runs", f"'{REFERENCE_PROFILE}' profile: the papers' data and schedules, trained "
-                "on a GPU; records committed in the repo (results/paper/) and every later one")
+        return (
+            "ocbench reference runs",
+            f"'{REFERENCE_PROFILE}' profile: the papers' data and schedules, trained "
+            "on a GPU; records committed in the repo (results/paper/) and every later one",
+        )
     if tier == "pipeline":
-        return (f"Pipeline check{prof}", "learned methods trained for seconds: they show that fit, predict and "
-                "score run end to end, not how good a method is; not ranked")
+        return (
+            f"Pipeline check{prof}",
+            "learned methods trained for seconds: they show that fit, predict and "
+            "score run end to end, not how good a method is; not ranked",
+        )
     return f"Your runs{prof}", "methods without training are complete at any profile; ranked among themselves"
 
 
@@ -620,24 +695,44 @@ def seed_values(records: Iterable[Mapping], *, profile: str | None = None, by_le
 # aggregation
 # ---------------------------------------------------------------------------------------------
 
-AGG_COLUMNS = list(KEYS) + ["metric", "mean", "std", "n", "n_missing", "n_failed", "seeds", "train_seconds",
-                            *IDENTITY_FIELDS]
+AGG_COLUMNS = list(KEYS) + [
+    "metric",
+    "mean",
+    "std",
+    "n",
+    "n_missing",
+    "n_failed",
+    "seeds",
+    "train_seconds",
+    *IDENTITY_FIELDS,
+]
 
 
 def _aggregate(recs: list[dict], by_length: bool) -> pd.DataFrame:
     extra = ["length"] if by_length else []
-    cols = list(KEYS) + ["metric"] + extra + AGG_COLUMNS[len(KEYS) + 1:]
+    cols = list(KEYS) + ["metric"] + extra + AGG_COLUMNS[len(KEYS) + 1 :]
     if not recs:
         return pd.DataFrame(columns=cols)
     infos = _identities(recs)
     keys = list(KEYS)
-    runs = pd.DataFrame([{**{k: r[k] for k in KEYS}, "seed": r["seed"], "ok": r["status"] == "ok",
-                          "train_seconds": r["train_seconds"]} for r in recs])
+    runs = pd.DataFrame(
+        [
+            {
+                **{k: r[k] for k in KEYS},
+                "seed": r["seed"],
+                "ok": r["status"] == "ok",
+                "train_seconds": r["train_seconds"],
+            }
+            for r in recs
+        ]
+    )
     groups = runs.groupby(keys, sort=False).agg(n_runs=("ok", "size"), n_ok=("ok", "sum")).reset_index()
     ok_runs = runs[runs["ok"]]
-    per_ok = ok_runs.groupby(keys, sort=False).agg(
-        train_seconds=("train_seconds", "mean"),
-        seeds=("seed", lambda s: ",".join(str(x) for x in sorted(s)))).reset_index()
+    per_ok = (
+        ok_runs.groupby(keys, sort=False)
+        .agg(train_seconds=("train_seconds", "mean"), seeds=("seed", lambda s: ",".join(str(x) for x in sorted(s))))
+        .reset_index()
+    )
     groups = groups.merge(per_ok, on=keys, how="left")
     groups["n_failed"] = groups["n_runs"] - groups["n_ok"]
 
@@ -652,8 +747,11 @@ def _aggregate(recs: list[dict], by_length: bool) -> pd.DataFrame:
     section_metrics = vals[["profile", *SECTION_KEYS, "metric", *extra]].drop_duplicates()
     grid = groups.merge(section_metrics, on=["profile", *SECTION_KEYS], how="left")
     finite = vals[np.isfinite(vals["value"])]
-    stats = finite.groupby(keys + ["metric"] + extra, sort=False)["value"].agg(
-        mean="mean", std=lambda s: s.std(ddof=1), n="size").reset_index()
+    stats = (
+        finite.groupby(keys + ["metric"] + extra, sort=False)["value"]
+        .agg(mean="mean", std=lambda s: s.std(ddof=1), n="size")
+        .reset_index()
+    )
     out = _with_identity(grid.merge(stats, on=keys + ["metric"] + extra, how="left"), infos)
     out["n"] = out["n"].fillna(0).astype(int)
     out["n_missing"] = (out["n_ok"] - out["n"]).clip(lower=0).astype(int)
@@ -663,11 +761,26 @@ def _aggregate(recs: list[dict], by_length: bool) -> pd.DataFrame:
     if by_length:
         out = out.dropna(subset=["length"]).copy()
         out["length"] = out["length"].astype(int)
-    sort_keys = [(dataset_sort_key(d), variant_sort_key(v), split_sort_key(s), p, m,
-                  metric_sort_key(x) if isinstance(x, str) else (10**9, ""), L)
-                 for d, v, s, p, m, x, L in zip(out["dataset"], out["variant"], out["split"], out["profile"],
-                                                out["method"], out["metric"],
-                                                out["length"] if by_length else [0] * len(out))]
+    sort_keys = [
+        (
+            dataset_sort_key(d),
+            variant_sort_key(v),
+            split_sort_key(s),
+            p,
+            m,
+            metric_sort_key(x) if isinstance(x, str) else (10**9, ""),
+            L,
+        )
+        for d, v, s, p, m, x, L in zip(
+            out["dataset"],
+            out["variant"],
+            out["split"],
+            out["profile"],
+            out["method"],
+            out["metric"],
+            out["length"] if by_length else [0] * len(out),
+        )
+    ]
     order = sorted(range(len(out)), key=sort_keys.__getitem__)
     return out.iloc[order].reset_index(drop=True)
 
@@ -703,8 +816,28 @@ def failures(records: Iterable[Mapping[str, Any]], *, profile: str | None = None
 # long CSV (ocbench aggregates + paper rows)
 # ---------------------------------------------------------------------------------------------
 
-CSV_COLUMNS = ["source", "tier", "profile", "dataset", "variant", "split", "method", "metric", "length", "mean", "std",
-               "n", "n_missing", "n_failed", "seeds", "train_seconds", "protocol", "citation", "scale", "notes"]
+CSV_COLUMNS = [
+    "source",
+    "tier",
+    "profile",
+    "dataset",
+    "variant",
+    "split",
+    "method",
+    "metric",
+    "length",
+    "mean",
+    "std",
+    "n",
+    "n_missing",
+    "n_failed",
+    "seeds",
+    "train_seconds",
+    "protocol",
+    "citation",
+    "scale",
+    "notes",
+]
 _CSV_INT = ("length", "n", "n_missing", "n_failed")
 _CSV_FLOAT = ("mean", "std", "train_seconds")
 
@@ -723,8 +856,12 @@ def _csv_types(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def long_table(agg: pd.DataFrame, agg_by_length: pd.DataFrame | None, paper: pd.DataFrame | None,
-               tiers: Mapping[tuple[str, str], str] | None = None) -> pd.DataFrame:
+def long_table(
+    agg: pd.DataFrame,
+    agg_by_length: pd.DataFrame | None,
+    paper: pd.DataFrame | None,
+    tiers: Mapping[tuple[str, str], str] | None = None,
+) -> pd.DataFrame:
     """The long CSV frame: every aggregate row (source 'ocbench') and paper row (source 'paper'), each
     with its ``tier`` (:data:`TIERS`; ocbench rows from ``tiers`` = :func:`tier_map`, by default
     ``reference`` for the paper profile and ``yours`` for any other)."""
@@ -733,8 +870,10 @@ def long_table(agg: pd.DataFrame, agg_by_length: pd.DataFrame | None, paper: pd.
         if df is not None and len(df):
             d = df.copy()
             d["source"] = "ocbench"
-            d["tier"] = [(tiers or {}).get((pr, m)) or ("reference" if pr == REFERENCE_PROFILE else "yours")
-                         for pr, m in zip(d["profile"], d["method"])]
+            d["tier"] = [
+                (tiers or {}).get((pr, m)) or ("reference" if pr == REFERENCE_PROFILE else "yours")
+                for pr, m in zip(d["profile"], d["method"])
+            ]
             parts.append(d)
     if paper is not None and len(paper):
         p = paper.rename(columns={"value": "mean", "source": "citation"}).copy()
@@ -762,6 +901,7 @@ def read_leaderboard_csv(path: str | Path) -> pd.DataFrame:
 # table layout shared by the Markdown and HTML writers
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class Cell:
     mean: float
@@ -777,7 +917,7 @@ class Cell:
 
 @dataclasses.dataclass
 class Column:
-    key: str            # metric; "metric@L10" in by-length and "metric@n3" in by-count tables
+    key: str  # metric; "metric@L10" in by-length and "metric@n3" in by-count tables
     metric: str
     length: int | None = None
     count: int | None = None
@@ -801,9 +941,9 @@ class Column:
 class Row:
     label: str
     method: str
-    source: str                       # "ocbench" | "paper"
+    source: str  # "ocbench" | "paper"
     cells: dict[str, Cell]
-    runs: str                         # "3 ok, 1 failed" / "paper: 5 seeds"
+    runs: str  # "3 ok, 1 failed" / "paper: 5 seeds"
     profile: str | None = None
     n_ok: int = 0
     n_failed: int = 0
@@ -811,21 +951,21 @@ class Row:
     citation: str | None = None
     notes: str | None = None
     train_seconds: float = math.nan
-    tier: str = "yours"               # one of TIERS
-    meta: str | None = None           # ocbench rows: devices, steps done / scheduled, seeds
+    tier: str = "yours"  # one of TIERS
+    meta: str | None = None  # ocbench rows: devices, steps done / scheduled, seeds
 
 
 @dataclasses.dataclass
 class Table:
     dataset: str
     variant: str
-    split: str                        # "test_n*" for a by-count table
-    kind: str                         # "main" | "by_length" | "by_count"
+    split: str  # "test_n*" for a by-count table
+    kind: str  # "main" | "by_length" | "by_count"
     columns: list[Column]
     rows: list[Row]
     failed: list[tuple[str, int, str]] = dataclasses.field(default_factory=list)  # (who, seed, error)
-    metric: str | None = None         # the one metric of a by-count table
-    group: str | None = None          # the column group of a table split by family (COLUMN_GROUPS)
+    metric: str | None = None  # the one metric of a by-count table
+    group: str | None = None  # the column group of a table split by family (COLUMN_GROUPS)
 
     @property
     def anchor(self) -> str:
@@ -865,9 +1005,14 @@ def _runs_text(n_ok: int, n_failed: int) -> str:
     return f"{n_ok} ok" + (f", {n_failed} failed" if n_failed else "")
 
 
-def _ocbench_rows(df: pd.DataFrame, key, multi_profile: bool, infos: Mapping[str, MetricInfo],
-                  tiers: Mapping[tuple[str, str], str] | None = None,
-                  meta: Mapping[tuple, str] | None = None) -> list[Row]:
+def _ocbench_rows(
+    df: pd.DataFrame,
+    key,
+    multi_profile: bool,
+    infos: Mapping[str, MetricInfo],
+    tiers: Mapping[tuple[str, str], str] | None = None,
+    meta: Mapping[tuple, str] | None = None,
+) -> list[Row]:
     """Rows of ocbench aggregates; ``key(row)`` gives the column key of an aggregate row.
 
     ``df`` must carry ``n_ok`` (see :func:`_with_n_ok`); over several splits (by-count tables) the
@@ -877,18 +1022,34 @@ def _ocbench_rows(df: pd.DataFrame, key, multi_profile: bool, infos: Mapping[str
     rows = []
     for (prof, method), g in df.groupby(["profile", "method"], sort=False):
         tier = (tiers or {}).get((prof, method)) or ("reference" if prof == REFERENCE_PROFILE else "yours")
-        texts = [(meta or {}).get((prof, d, v, sp, method)) for d, v, sp in
-                 dict.fromkeys(zip(g["dataset"], g["variant"], g["split"]))]
+        texts = [
+            (meta or {}).get((prof, d, v, sp, method))
+            for d, v, sp in dict.fromkeys(zip(g["dataset"], g["variant"], g["split"]))
+        ]
         note = "; ".join(dict.fromkeys(t for t in texts if t)) or None
-        cells = {key(r): Cell(r["mean"], r["std"], int(r["n"]), r["metric"], _info(infos, r["metric"]))
-                 for _, r in g.iterrows() if isinstance(r["metric"], str)}
+        cells = {
+            key(r): Cell(r["mean"], r["std"], int(r["n"]), r["metric"], _info(infos, r["metric"]))
+            for _, r in g.iterrows()
+            if isinstance(r["metric"], str)
+        }
         per_split = g.drop_duplicates(subset=["split"])
         n_ok, n_failed = int(per_split["n_ok"].sum()), int(per_split["n_failed"].sum())
         ts = per_split["train_seconds"].astype(float)
-        rows.append(Row(label=method_label(method) + (f" [{prof}]" if multi_profile and tier != "reference" else ""),
-                        method=method, source="ocbench", cells=cells, profile=prof, runs=_runs_text(n_ok, n_failed),
-                        n_ok=n_ok, n_failed=n_failed, tier=tier, meta=note,
-                        train_seconds=float(ts.mean()) if ts.notna().any() else math.nan))
+        rows.append(
+            Row(
+                label=method_label(method) + (f" [{prof}]" if multi_profile and tier != "reference" else ""),
+                method=method,
+                source="ocbench",
+                cells=cells,
+                profile=prof,
+                runs=_runs_text(n_ok, n_failed),
+                n_ok=n_ok,
+                n_failed=n_failed,
+                tier=tier,
+                meta=note,
+                train_seconds=float(ts.mean()) if ts.notna().any() else math.nan,
+            )
+        )
     return rows
 
 
@@ -896,14 +1057,36 @@ def _paper_rows(df: pd.DataFrame, key, infos: Mapping[str, MetricInfo]) -> list[
     rows = []
     for (method, protocol), g in df.groupby(["method", "protocol"], sort=False, dropna=False):
         protocol = None if pd.isna(protocol) else str(protocol)
-        cells = {key(r): Cell(float(r["value"]), float(r["std"]), None if pd.isna(r["seeds"]) else int(r["seeds"]),
-                              r["metric"], _info(infos, r["metric"])) for _, r in g.iterrows()}
-        notes = "; ".join(dict.fromkeys(part.strip() for x in g["notes"].dropna()
-                                        for part in str(x).split(";") if part.strip())) or None
+        cells = {
+            key(r): Cell(
+                float(r["value"]),
+                float(r["std"]),
+                None if pd.isna(r["seeds"]) else int(r["seeds"]),
+                r["metric"],
+                _info(infos, r["metric"]),
+            )
+            for _, r in g.iterrows()
+        }
+        notes = (
+            "; ".join(
+                dict.fromkeys(part.strip() for x in g["notes"].dropna() for part in str(x).split(";") if part.strip())
+            )
+            or None
+        )
         seeds = g["seeds"].iloc[0]
-        rows.append(Row(label=paper_label(method, protocol, seeds), method=method, source="paper", cells=cells,
-                        runs="paper: " + _seeds_text(seeds), protocol=protocol,
-                        citation="; ".join(dict.fromkeys(str(x) for x in g["source"])), notes=notes, tier="paper"))
+        rows.append(
+            Row(
+                label=paper_label(method, protocol, seeds),
+                method=method,
+                source="paper",
+                cells=cells,
+                runs="paper: " + _seeds_text(seeds),
+                protocol=protocol,
+                citation="; ".join(dict.fromkeys(str(x) for x in g["source"])),
+                notes=notes,
+                tier="paper",
+            )
+        )
     return rows
 
 
@@ -919,9 +1102,14 @@ def _with_n_ok(agg_part: pd.DataFrame) -> pd.DataFrame:
 #: A table with more metric columns than this is split by column group so that it reads on a laptop.
 MAX_METRIC_COLUMNS = 10
 #: family (the records' identity) -> column group of a split table; groups are shown in this order
-COLUMN_GROUPS = {"segmentation": "segmentation", "semantic": "semantic & clustering",
-                 "clustering": "semantic & clustering", "tracking": "tracking",
-                 "reconstruction": "reconstruction", "perceptual": "reconstruction"}
+COLUMN_GROUPS = {
+    "segmentation": "segmentation",
+    "semantic": "semantic & clustering",
+    "clustering": "semantic & clustering",
+    "tracking": "tracking",
+    "reconstruction": "reconstruction",
+    "perceptual": "reconstruction",
+}
 _GROUP_ORDER = ("segmentation", "semantic & clustering", "tracking", "reconstruction", "other")
 
 
@@ -939,17 +1127,19 @@ def split_columns(cols: list[Column]) -> list[tuple[str | None, list[Column]]]:
         part = groups[g]
         n = -(-len(part) // MAX_METRIC_COLUMNS)
         size = -(-len(part) // n)
-        out += [(g if n == 1 else f"{g} {i // size + 1}/{n}", part[i:i + size]) for i in range(0, len(part), size)]
+        out += [(g if n == 1 else f"{g} {i // size + 1}/{n}", part[i : i + size]) for i in range(0, len(part), size)]
     if len(out) == 1 and out[0][0] == "other":
         return [(None, cols)]
     return out
 
 
-def _parts(ds: str, var: str, split: str, kind: str, cols: list[Column], rows: list[Row],
-           failed: list[tuple[str, int, str]]) -> list[Table]:
+def _parts(
+    ds: str, var: str, split: str, kind: str, cols: list[Column], rows: list[Row], failed: list[tuple[str, int, str]]
+) -> list[Table]:
     """The table, split by column group when wide; a row goes to the parts where it has a measured value
     (a row without any, e.g. a method whose runs all failed, to the first); failures are listed under the
     first."""
+
     def measured(r: Row, keys: set[str]) -> bool:
         return any(k in keys and np.isfinite(c.mean) for k, c in r.cells.items())
 
@@ -961,9 +1151,15 @@ def _parts(ds: str, var: str, split: str, kind: str, cols: list[Column], rows: l
     return out
 
 
-def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataFrame | None,
-                 fails: pd.DataFrame | None = None, *, tiers: Mapping[tuple[str, str], str] | None = None,
-                 meta: Mapping[tuple, str] | None = None) -> dict[str, list[Table]]:
+def build_tables(
+    agg: pd.DataFrame,
+    agg_by_length: pd.DataFrame,
+    paper: pd.DataFrame | None,
+    fails: pd.DataFrame | None = None,
+    *,
+    tiers: Mapping[tuple[str, str], str] | None = None,
+    meta: Mapping[tuple, str] | None = None,
+) -> dict[str, list[Table]]:
     """Group everything into tables per dataset: {dataset: [Table, ...]} in display order.
 
     - main: methods x metrics per (variant, split); paper rows without a length join them;
@@ -977,8 +1173,22 @@ def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataF
     columns (:func:`metric_infos`).
     """
     if paper is None:
-        paper = pd.DataFrame(columns=["dataset", "variant", "split", "method", "metric", "length", "value", "std",
-                                      "seeds", "protocol", "source", "notes"])
+        paper = pd.DataFrame(
+            columns=[
+                "dataset",
+                "variant",
+                "split",
+                "method",
+                "metric",
+                "length",
+                "value",
+                "std",
+                "seeds",
+                "protocol",
+                "source",
+                "notes",
+            ]
+        )
     if fails is None:
         fails = pd.DataFrame(columns=list(KEYS) + ["seed", "error"])
     infos = metric_infos(agg, agg_by_length, paper=paper)
@@ -999,8 +1209,14 @@ def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataF
 
     def failed_of(ds: str, var: str, splits: list[str], with_split: bool) -> list[tuple[str, int, str]]:
         f = sel(fails, ds, var, splits)
-        return [(method_label(r["method"]) + (f" ({r['split']})" if with_split else ""), int(r["seed"]),
-                 str(r["error"] or "")) for _, r in f.iterrows()]
+        return [
+            (
+                method_label(r["method"]) + (f" ({r['split']})" if with_split else ""),
+                int(r["seed"]),
+                str(r["error"] or ""),
+            )
+            for _, r in f.iterrows()
+        ]
 
     ordered = sorted(sections, key=lambda s: (dataset_sort_key(s[0]), variant_sort_key(s[1]), split_sort_key(s[2])))
     count_groups: dict[tuple[str, str], list[str]] = {}
@@ -1014,18 +1230,22 @@ def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataF
             metrics = set(a["metric"].dropna()) | set(p["metric"])
             cols = [Column(m, m, info=_info(infos, m)) for m in sorted(metrics, key=metric_sort_key)]
             rows = _ocbench_rows(a, main_key, multi_profile, infos, tiers, meta) + _paper_rows(p, main_key, infos)
-            tables.setdefault(ds, []).extend(_parts(ds, var, split, "main", cols, rows,
-                                                    failed_of(ds, var, [split], False)))
+            tables.setdefault(ds, []).extend(
+                _parts(ds, var, split, "main", cols, rows, failed_of(ds, var, [split], False))
+            )
         a, p = sel(agg_by_length, ds, var, [split]), sel(paper_len, ds, var, [split])
         if len(a) or len(p):
             pairs = {(m, int(L)) for m, L in zip(a["metric"], a["length"])}
             pairs |= {(m, int(L)) for m, L in zip(p["metric"], p["length"])}
-            cols = [Column(f"{m}@L{L}", m, length=L, info=_info(infos, m))
-                    for m, L in sorted(pairs, key=lambda t: (metric_sort_key(t[0]), t[1]))]
+            cols = [
+                Column(f"{m}@L{L}", m, length=L, info=_info(infos, m))
+                for m, L in sorted(pairs, key=lambda t: (metric_sort_key(t[0]), t[1]))
+            ]
             rows = _ocbench_rows(a, len_key, multi_profile, infos, tiers, meta) + _paper_rows(p, len_key, infos)
             # failures are listed once, under the main table when there is one
-            tables.setdefault(ds, []).extend(_parts(ds, var, split, "by_length", cols, rows,
-                                                    [] if has_main else failed_of(ds, var, [split], False)))
+            tables.setdefault(ds, []).extend(
+                _parts(ds, var, split, "by_length", cols, rows, [] if has_main else failed_of(ds, var, [split], False))
+            )
     for (ds, var), splits in count_groups.items():
         a = sel(agg, ds, var, splits)
         a = a.assign(count=[count_of_split(s) for s in a["split"]])
@@ -1035,18 +1255,25 @@ def build_tables(agg: pd.DataFrame, agg_by_length: pd.DataFrame, paper: pd.DataF
         metrics = [m for m in metrics if m in COUNT_TABLE_METRICS] or metrics
         failed = failed_of(ds, var, splits, True)
         for i, metric in enumerate(metrics or [None]):
-            cols = ([Column(f"{metric}@n{k}", metric, count=k, info=_info(infos, metric)) for k in counts]
-                    if metric else [])
+            cols = (
+                [Column(f"{metric}@n{k}", metric, count=k, info=_info(infos, metric)) for k in counts] if metric else []
+            )
             part = a[(a["metric"] == metric) | a["metric"].isna()]
-            rows = _ocbench_rows(part, lambda r: f"{r['metric']}@n{int(r['count'])}", multi_profile, infos, tiers,
-                                 meta)
-            tables.setdefault(ds, []).append(Table(ds, var, "test_n*", "by_count", cols, rows,
-                                                   failed if i == 0 else [], metric=metric or "none"))
+            rows = _ocbench_rows(part, lambda r: f"{r['metric']}@n{int(r['count'])}", multi_profile, infos, tiers, meta)
+            tables.setdefault(ds, []).append(
+                Table(ds, var, "test_n*", "by_count", cols, rows, failed if i == 0 else [], metric=metric or "none")
+            )
     # the count tables of a dataset go after its other tables, variants in order
     for ds in tables:
         main = main_metric(ds)
-        tables[ds].sort(key=lambda t: (t.kind == "by_count", variant_sort_key(t.variant) if t.kind == "by_count"
-                                       else (0,), t.metric != main, metric_sort_key(t.metric or "")))
+        tables[ds].sort(
+            key=lambda t: (
+                t.kind == "by_count",
+                variant_sort_key(t.variant) if t.kind == "by_count" else (0,),
+                t.metric != main,
+                metric_sort_key(t.metric or ""),
+            )
+        )
     return {ds: tables[ds] for ds in sorted(tables, key=dataset_sort_key)}
 
 
@@ -1063,12 +1290,16 @@ def neutral_note(tables: Mapping[str, Sequence[Table]]) -> str:
     paper_only -= old
     parts = []
     if old:
-        parts.append(f"Labelled by their key, without ↑/↓: {', '.join(sorted(old, key=metric_sort_key))}; their "
-                     f"records were written before each stored metric carried its label, unit and direction (a new "
-                     f"run states them).")
+        parts.append(
+            f"Labelled by their key, without ↑/↓: {', '.join(sorted(old, key=metric_sort_key))}; their "
+            f"records were written before each stored metric carried its label, unit and direction (a new "
+            f"run states them)."
+        )
     if paper_only:
-        parts.append(f"Held only by paper rows, labelled by their key: "
-                     f"{', '.join(sorted(paper_only, key=metric_sort_key))} (in % where the source printed percent).")
+        parts.append(
+            f"Held only by paper rows, labelled by their key: "
+            f"{', '.join(sorted(paper_only, key=metric_sort_key))} (in % where the source printed percent)."
+        )
     return " ".join(parts)
 
 
@@ -1089,8 +1320,13 @@ def _md_heading(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
-def to_markdown(tables: dict[str, list[Table]], *, title: str = "ocbench leaderboard",
-                summary: str = "", figures: Mapping[str, Sequence[str]] | None = None) -> str:
+def to_markdown(
+    tables: dict[str, list[Table]],
+    *,
+    title: str = "ocbench leaderboard",
+    summary: str = "",
+    figures: Mapping[str, Sequence[str]] | None = None,
+) -> str:
     """Markdown: a table per dataset/variant/split, methods x metrics, 'mean ± std' with run counts.
 
     ``figures`` maps a dataset to relative image paths shown under its heading.
@@ -1098,18 +1334,21 @@ def to_markdown(tables: dict[str, list[Table]], *, title: str = "ocbench leaderb
     lines = [f"# {_md_heading(title)}", ""]
     if summary:
         lines += [_md_escape(summary), ""]
-    lines += ["Cells are mean ± sample std over seeds (fractions shown in %, MSE raw, LPIPS raw); "
-              "\"n=1\" marks a single seed. Each table has up to four tiers, each under its own bold row: "
-              "**Published** (the papers' numbers, rows in *italics*, with protocol and source; P320 = over the "
-              "first 320 test images), **ocbench reference runs** (the paper profile, trained on a GPU; device, "
-              "steps done / scheduled and seeds in the source column), **Your runs** (ranked) and **Pipeline "
-              "check** (learned methods trained for seconds under a short profile; not ranked).", ""]
+    lines += [
+        "Cells are mean ± sample std over seeds (fractions shown in %, MSE raw, LPIPS raw); "
+        '"n=1" marks a single seed. Each table has up to four tiers, each under its own bold row: '
+        "**Published** (the papers' numbers, rows in *italics*, with protocol and source; P320 = over the "
+        "first 320 test images), **ocbench reference runs** (the paper profile, trained on a GPU; device, "
+        "steps done / scheduled and seeds in the source column), **Your runs** (ranked) and **Pipeline "
+        "check** (learned methods trained for seconds under a short profile; not ranked).",
+        "",
+    ]
     if neutral_note(tables):
         lines += [_md_escape(neutral_note(tables)), ""]
     if not tables:
         lines += ["No runs recorded yet.", ""]
     lines += ["## Contents", ""]
-    for ds, tbls in tables.items():
+    for ds in tables:
         lines.append(f"- [{_md_escape(dataset_label(ds))}](#{_slug(dataset_label(ds))})")
     lines.append("")
     for ds, tbls in tables.items():
@@ -1135,8 +1374,10 @@ def to_markdown(tables: dict[str, list[Table]], *, title: str = "ocbench leaderb
                     lines.append("| " + " | ".join([label] + [_md_escape(x) for x in [*cells, r.runs, src]]) + " |")
             lines.append("")
             if t.failed:
-                lines.append("Failed runs: " + "; ".join(
-                    f"{_md_escape(m)} seed {s}: {_md_escape(_short(e))}" for m, s, e in t.failed))
+                lines.append(
+                    "Failed runs: "
+                    + "; ".join(f"{_md_escape(m)} seed {s}: {_md_escape(_short(e))}" for m, s, e in t.failed)
+                )
                 lines.append("")
     return "\n".join(lines)
 

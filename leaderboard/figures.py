@@ -15,22 +15,33 @@ A method keeps one colour in every figure of a build (``method_palette``). Names
 so every text drawn escapes ``$`` (no mathtext), and a dataset name that is not a plain file name
 becomes ``<slug>-<hash>`` in the figure's file name, which is proven to stay in ``out_dir``.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-from .aggregate import (TRACKING_HEADLINE, MetricInfo, count_of_split, dataset_label, main_metric, metric_infos,
-                        metric_sort_key, method_label, split_sort_key, variant_sort_key)
+from .aggregate import (
+    TRACKING_HEADLINE,
+    MetricInfo,
+    count_of_split,
+    dataset_label,
+    main_metric,
+    method_label,
+    metric_infos,
+    metric_sort_key,
+    split_sort_key,
+    variant_sort_key,
+)
 
 _DPI = 110
 _STYLE = "whitegrid"
@@ -103,9 +114,16 @@ def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
     return (n + cols - 1) // cols, cols
 
 
-def bar_figure(dataset: str, seeds: pd.DataFrame, paper: pd.DataFrame | None, runs: pd.DataFrame | None,
-               path: str | Path, *, palette: Mapping[str, tuple] | None = None,
-               infos: Mapping[str, MetricInfo] | None = None) -> Path | None:
+def bar_figure(
+    dataset: str,
+    seeds: pd.DataFrame,
+    paper: pd.DataFrame | None,
+    runs: pd.DataFrame | None,
+    path: str | Path,
+    *,
+    palette: Mapping[str, tuple] | None = None,
+    infos: Mapping[str, MetricInfo] | None = None,
+) -> Path | None:
     """Bars of the main metric with seed error bars; returns the path, or None if there is no data.
 
     seeds: per-seed values (``aggregate.seed_values``); paper: ``load_paper_rows()`` or None;
@@ -138,28 +156,51 @@ def bar_figure(dataset: str, seeds: pd.DataFrame, paper: pd.DataFrame | None, ru
     with sns.axes_style(_STYLE), sns.plotting_context(_CONTEXT, font_scale=0.8):
         fig = Figure(figsize=(max(6.5, 4.2 * ncols + 0.4), 3.6 * nrows + 0.8), layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
-        for ax in axes.flat[len(panels):]:
+        for ax in axes.flat[len(panels) :]:
             ax.set_visible(False)
         for ax, (var, split) in zip(axes.flat, panels):
             d = s[(s["variant"] == var) & (s["split"] == split)].copy() if len(s) else s
             pp = p[(p["variant"] == var) & (p["split"] == split)] if p is not None else None
-            methods = sorted(set(d["method"]) | (set(pp["method"]) if pp is not None else set()),
-                             key=method_label)
+            methods = sorted(set(d["method"]) | (set(pp["method"]) if pp is not None else set()), key=method_label)
             labels = [_mlabel(m) for m in methods]
             if len(d):
                 d["label"] = d["method"].map(_mlabel)
                 d["profile"] = d["profile"].map(_plain)  # the hue legend's labels
                 d["value"] = d["value"] * scale
                 hue = "profile" if multi_profile else "label"
-                kw = ({"palette": "Greys", "hue_order": sorted(d["profile"].unique())} if multi_profile else
-                      {"palette": {_mlabel(m): palette[m] for m in methods if m in palette},
-                       "hue_order": labels})
-                sns.barplot(data=d, x="label", y="value", order=labels, hue=hue, errorbar="sd", capsize=0.25,
-                            err_kws={"linewidth": 1.2}, legend=bool(multi_profile), ax=ax, alpha=0.85, **kw)
-                sns.stripplot(data=d, x="label", y="value", order=labels, hue=hue if multi_profile else None,
-                              dodge=bool(multi_profile), color="black", size=3.5, jitter=0.12, ax=ax,
-                              legend=False, **({"palette": "dark:black", "hue_order": kw["hue_order"]}
-                                               if multi_profile else {}))
+                kw = (
+                    {"palette": "Greys", "hue_order": sorted(d["profile"].unique())}
+                    if multi_profile
+                    else {"palette": {_mlabel(m): palette[m] for m in methods if m in palette}, "hue_order": labels}
+                )
+                sns.barplot(
+                    data=d,
+                    x="label",
+                    y="value",
+                    order=labels,
+                    hue=hue,
+                    errorbar="sd",
+                    capsize=0.25,
+                    err_kws={"linewidth": 1.2},
+                    legend=bool(multi_profile),
+                    ax=ax,
+                    alpha=0.85,
+                    **kw,
+                )
+                sns.stripplot(
+                    data=d,
+                    x="label",
+                    y="value",
+                    order=labels,
+                    hue=hue if multi_profile else None,
+                    dodge=bool(multi_profile),
+                    color="black",
+                    size=3.5,
+                    jitter=0.12,
+                    ax=ax,
+                    legend=False,
+                    **({"palette": "dark:black", "hue_order": kw["hue_order"]} if multi_profile else {}),
+                )
             else:
                 ax.set_xticks(range(len(labels)))
                 ax.set_xlim(-0.5, len(labels) - 0.5)
@@ -167,35 +208,72 @@ def bar_figure(dataset: str, seeds: pd.DataFrame, paper: pd.DataFrame | None, ru
                 for _, r in pp.iterrows():
                     x = labels.index(_mlabel(r["method"]))
                     err = None if pd.isna(r["std"]) else r["std"] * scale
-                    ax.errorbar([x], [r["value"] * scale], yerr=None if err is None else [[err], [err]],
-                                fmt="D", color="black", mfc="white", mec="black", ms=7, capsize=4, zorder=5)
+                    ax.errorbar(
+                        [x],
+                        [r["value"] * scale],
+                        yerr=None if err is None else [[err], [err]],
+                        fmt="D",
+                        color="black",
+                        mfc="white",
+                        mec="black",
+                        ms=7,
+                        capsize=4,
+                        zorder=5,
+                    )
             ticks = []
             for m, lab in zip(methods, labels):
                 nf = 0
                 if runs is not None and len(runs):
-                    sel = runs[(runs["dataset"] == dataset) & (runs["variant"] == var) & (runs["split"] == split)
-                               & (runs["method"] == m) & (runs["status"] == "failed")]
+                    sel = runs[
+                        (runs["dataset"] == dataset)
+                        & (runs["variant"] == var)
+                        & (runs["split"] == split)
+                        & (runs["method"] == m)
+                        & (runs["status"] == "failed")
+                    ]
                     nf = len(sel)
                 ticks.append(lab + (f"\n({nf} failed)" if nf else ""))
             ax.set_xticks(range(len(labels)))
-            ax.set_xticklabels(ticks, rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center")
+            ax.set_xticklabels(
+                ticks, rotation=30 if len(labels) > 3 else 0, ha="right" if len(labels) > 3 else "center"
+            )
             ax.set_xlabel("")
             ax.set_ylabel(_label(info))
             ax.set_title(_panel_name(var, split))
             ax.axhline(0, color="0.3", linewidth=0.8)
-        handles = [Patch(facecolor="0.6", label="ocbench: mean ± 1 sd over seeds"),
-                   Line2D([], [], marker="o", linestyle="", color="black", markersize=4, label="one seed")]
+        handles = [
+            Patch(facecolor="0.6", label="ocbench: mean ± 1 sd over seeds"),
+            Line2D([], [], marker="o", linestyle="", color="black", markersize=4, label="one seed"),
+        ]
         if p is not None and len(p):
-            handles.append(Line2D([], [], marker="D", linestyle="", mfc="white", mec="black", color="black",
-                                  label="paper (published mean ± std)"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="D",
+                    linestyle="",
+                    mfc="white",
+                    mec="black",
+                    color="black",
+                    label="paper (published mean ± std)",
+                )
+            )
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
         fig.suptitle(_plain(f"{dataset_label(dataset)}: {info.header()}"))
         return _save(fig, Path(path))
 
 
-def _line_panels(data: pd.DataFrame, x: str, rows: list[str], panels: list[tuple[str, str]],
-                 palette: Mapping[str, tuple], title: str, xlabel: str, path: Path,
-                 infos: Mapping[str, MetricInfo]) -> Path:
+def _line_panels(
+    data: pd.DataFrame,
+    x: str,
+    rows: list[str],
+    panels: list[tuple[str, str]],
+    palette: Mapping[str, tuple],
+    title: str,
+    xlabel: str,
+    path: Path,
+    infos: Mapping[str, MetricInfo],
+) -> Path:
     """Grid of lineplots: one row per metric, one column per panel; hue = method, style = source."""
     labels = sorted(data["label"].unique())
     pal = {_mlabel(m): c for m, c in palette.items()}
@@ -208,10 +286,22 @@ def _line_panels(data: pd.DataFrame, x: str, rows: list[str], panels: list[tuple
                 ax = axes[i, j]
                 d = data[(data["metric"] == metric) & (data["variant"] == var) & (data["split"] == split)]
                 if len(d):
-                    sns.lineplot(data=d, x=x, y="value", hue="label", hue_order=labels, palette=pal,
-                                 style="source", style_order=sources, markers={"ocbench": "o", "paper": "D"},
-                                 dashes={"ocbench": "", "paper": (4, 2)}, errorbar="sd", err_style="band",
-                                 ax=ax, legend=False)
+                    sns.lineplot(
+                        data=d,
+                        x=x,
+                        y="value",
+                        hue="label",
+                        hue_order=labels,
+                        palette=pal,
+                        style="source",
+                        style_order=sources,
+                        markers={"ocbench": "o", "paper": "D"},
+                        dashes={"ocbench": "", "paper": (4, 2)},
+                        errorbar="sd",
+                        err_style="band",
+                        ax=ax,
+                        legend=False,
+                    )
                 ax.set_ylabel(_label(_info(infos, metric)) if j == 0 else "")
                 ax.set_xlabel(xlabel if i == len(rows) - 1 else "")
                 if i == 0:
@@ -227,9 +317,15 @@ def _line_panels(data: pd.DataFrame, x: str, rows: list[str], panels: list[tuple
         return _save(fig, path)
 
 
-def length_figure(dataset: str, seeds_by_length: pd.DataFrame, paper: pd.DataFrame | None, path: str | Path,
-                  *, palette: Mapping[str, tuple] | None = None,
-                  infos: Mapping[str, MetricInfo] | None = None) -> Path | None:
+def length_figure(
+    dataset: str,
+    seeds_by_length: pd.DataFrame,
+    paper: pd.DataFrame | None,
+    path: str | Path,
+    *,
+    palette: Mapping[str, tuple] | None = None,
+    infos: Mapping[str, MetricInfo] | None = None,
+) -> Path | None:
     """Metrics against clip length (ocbench ``by_length`` seeds and paper rows with a length)."""
     parts = []
     s = seeds_by_length[seeds_by_length["dataset"] == dataset] if len(seeds_by_length) else seeds_by_length
@@ -252,17 +348,32 @@ def length_figure(dataset: str, seeds_by_length: pd.DataFrame, paper: pd.DataFra
     data["label"] = data["method"].map(_mlabel)
     data["length"] = data["length"].astype(int)
     rows = sorted(data["metric"].unique(), key=metric_sort_key)
-    panels = sorted({(v, sp) for v, sp in zip(data["variant"], data["split"])},
-                    key=lambda t: (variant_sort_key(t[0]), split_sort_key(t[1])))
+    panels = sorted(
+        {(v, sp) for v, sp in zip(data["variant"], data["split"])},
+        key=lambda t: (variant_sort_key(t[0]), split_sort_key(t[1])),
+    )
     palette = dict(palette or method_palette(data["method"]))
-    return _line_panels(data, "length", rows, panels, palette,
-                        f"{dataset_label(dataset)}: metric against clip length (first L frames)",
-                        "clip length L (frames)", Path(path), infos)
+    return _line_panels(
+        data,
+        "length",
+        rows,
+        panels,
+        palette,
+        f"{dataset_label(dataset)}: metric against clip length (first L frames)",
+        "clip length L (frames)",
+        Path(path),
+        infos,
+    )
 
 
-def count_figure(dataset: str, seeds: pd.DataFrame, path: str | Path, *,
-                 palette: Mapping[str, tuple] | None = None,
-                 infos: Mapping[str, MetricInfo] | None = None) -> Path | None:
+def count_figure(
+    dataset: str,
+    seeds: pd.DataFrame,
+    path: str | Path,
+    *,
+    palette: Mapping[str, tuple] | None = None,
+    infos: Mapping[str, MetricInfo] | None = None,
+) -> Path | None:
     """Main metric and the tracking headline (MOTA, IDF1, HOTA, those present) against the object count of
     the ``test_n<k>`` splits, one row each; None without two counts."""
     s = seeds[seeds["dataset"] == dataset] if len(seeds) else seeds
@@ -284,13 +395,26 @@ def count_figure(dataset: str, seeds: pd.DataFrame, path: str | Path, *,
     panels = sorted({(v, "test_n*") for v in d["variant"]}, key=lambda t: variant_sort_key(t[0]))
     palette = dict(palette or method_palette(d["method"]))
     names = ", ".join(_info(infos, m).header() for m in rows)
-    return _line_panels(d, "count", rows, panels, palette,
-                        f"{dataset_label(dataset)}: {names} against the number of objects",
-                        "objects per video (test_n<k>)", Path(path), infos)
+    return _line_panels(
+        d,
+        "count",
+        rows,
+        panels,
+        palette,
+        f"{dataset_label(dataset)}: {names} against the number of objects",
+        "objects per video (test_n<k>)",
+        Path(path),
+        infos,
+    )
 
 
-def make_figures(seeds: pd.DataFrame, seeds_by_length: pd.DataFrame, paper: pd.DataFrame | None,
-                 runs: pd.DataFrame | None, out_dir: str | Path) -> dict[str, list[Path]]:
+def make_figures(
+    seeds: pd.DataFrame,
+    seeds_by_length: pd.DataFrame,
+    paper: pd.DataFrame | None,
+    runs: pd.DataFrame | None,
+    out_dir: str | Path,
+) -> dict[str, list[Path]]:
     """All figures of a build into ``out_dir``: {dataset: [paths]} (datasets without data get none)."""
     out_dir = Path(out_dir)
     methods = set(seeds["method"]) if len(seeds) else set()
@@ -306,10 +430,12 @@ def make_figures(seeds: pd.DataFrame, seeds_by_length: pd.DataFrame, paper: pd.D
     out: dict[str, list[Path]] = {}
     for ds in sorted(datasets):
         stem = file_stem(ds)
-        paths = [bar_figure(ds, seeds, paper, runs, _inside(out_dir, f"bars_{stem}.png"), palette=palette,
-                            infos=infos),
-                 length_figure(ds, seeds_by_length, paper, _inside(out_dir, f"by_length_{stem}.png"),
-                               palette=palette, infos=infos),
-                 count_figure(ds, seeds, _inside(out_dir, f"by_count_{stem}.png"), palette=palette, infos=infos)]
+        paths = [
+            bar_figure(ds, seeds, paper, runs, _inside(out_dir, f"bars_{stem}.png"), palette=palette, infos=infos),
+            length_figure(
+                ds, seeds_by_length, paper, _inside(out_dir, f"by_length_{stem}.png"), palette=palette, infos=infos
+            ),
+            count_figure(ds, seeds, _inside(out_dir, f"by_count_{stem}.png"), palette=palette, infos=infos),
+        ]
         out[ds] = [p for p in paths if p is not None]
     return out

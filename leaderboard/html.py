@@ -11,13 +11,14 @@ formatted text), empty / NaN cells stay last in both directions, and each click 
 descending (state in the header's ``aria-sort``). Paper rows carry ``class="paper"``, a "paper"
 badge, their protocol and their citation.
 """
+
 from __future__ import annotations
 
 import base64
 import html
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from .aggregate import Row, Table, dataset_label, neutral_note, tier_title
 
@@ -146,8 +147,10 @@ def _row_html(row: Row, table: Table) -> str:
     if row.source == "paper":
         # protocol and seeds are in the label; the citation goes to the source column, notes below
         meta = f'<div class="meta">{_e(row.notes)}</div>' if row.notes else ""
-        first = (f'<td data-value="{_e(row.label)}"><span class="badge">paper</span>'
-                 f'<span class="label">{_e(row.label)}</span>{meta}</td>')
+        first = (
+            f'<td data-value="{_e(row.label)}"><span class="badge">paper</span>'
+            f'<span class="label">{_e(row.label)}</span>{meta}</td>'
+        )
     else:
         first = f'<td data-value="{_e(row.label)}"><span class="label">{_e(row.label)}</span></td>'
     cells = [first]
@@ -157,14 +160,19 @@ def _row_html(row: Row, table: Table) -> str:
             cells.append('<td class="num" data-value="">—</td>')
         else:
             cells.append(f'<td class="num" data-value="{_num_attr(cell.mean)}">{_e(cell.text)}</td>')
-    runs_cls = ' failed' if row.n_failed else ''
+    runs_cls = " failed" if row.n_failed else ""
     n_ok = "" if row.source == "paper" else str(row.n_ok)
     cells.append(f'<td class="num{runs_cls}" data-value="{n_ok}">{_e(row.runs)}</td>')
-    cells.append(f'<td class="num" data-value="{_num_attr(row.train_seconds)}">'
-                 f'{"—" if not math.isfinite(row.train_seconds) else f"{row.train_seconds:.1f}"}</td>')
+    cells.append(
+        f'<td class="num" data-value="{_num_attr(row.train_seconds)}">'
+        f"{'—' if not math.isfinite(row.train_seconds) else f'{row.train_seconds:.1f}'}</td>"
+    )
     # ocbench rows: profile, device, steps done / scheduled and seeds (their tier heading says what they are)
-    src = (row.citation or "paper") if row.source == "paper" else \
-        f"{row.profile} profile" + (f" · {row.meta}" if row.meta else "")
+    src = (
+        (row.citation or "paper")
+        if row.source == "paper"
+        else f"{row.profile} profile" + (f" · {row.meta}" if row.meta else "")
+    )
     cells.append(f'<td class="text">{_e(src)}</td>')
     return f"<tr{cls}>" + "".join(cells) + "</tr>"
 
@@ -175,29 +183,45 @@ def _table_html(t: Table) -> str:
         better = f' <span class="better">{c.arrow}</span>' if c.arrow else ""
         label = _e(c.header).replace("_", "_<wbr>")  # a key such as semantic_macc may wrap at its underscores
         head.append(f'<th data-type="num" data-metric="{_e(c.key)}">{label}{better}</th>')
-    head += ['<th data-type="num">runs</th>', '<th data-type="num">train (s)</th>',
-             '<th data-type="text" class="text">source</th>']
+    head += [
+        '<th data-type="num">runs</th>',
+        '<th data-type="num">train (s)</th>',
+        '<th data-type="text" class="text">source</th>',
+    ]
     bodies = []
     for tier, rows in t.bands():
         name, note = tier_title(tier, sorted({r.profile for r in rows if r.profile}))
-        band = (f'<tr class="tier-head"><th scope="rowgroup" colspan="{len(head)}"><span class="tier-title">'
-                f'{_e(name)}</span><span class="tier-note">{_e(note)}</span></th></tr>')
-        bodies.append(f'<tbody data-tier="{_e(tier)}">\n{band}\n' + "\n".join(_row_html(r, t) for r in rows)
-                      + "\n</tbody>")
-    out = [f'<h3 id="{_e(t.anchor)}">{_e(dataset_label(t.dataset))} · {_e(t.title)}</h3>',
-           '<div class="table-wrap"><table class="lb sortable" data-dataset="{}" data-variant="{}" data-split="{}" '
-           'data-kind="{}" data-group="{}">'.format(_e(t.dataset), _e(t.variant), _e(t.split), _e(t.kind),
-                                                    _e(t.group or "")),
-           "<thead><tr>" + "".join(head) + "</tr></thead>", "\n".join(bodies) + "</table></div>"]
+        band = (
+            f'<tr class="tier-head"><th scope="rowgroup" colspan="{len(head)}"><span class="tier-title">'
+            f'{_e(name)}</span><span class="tier-note">{_e(note)}</span></th></tr>'
+        )
+        bodies.append(
+            f'<tbody data-tier="{_e(tier)}">\n{band}\n' + "\n".join(_row_html(r, t) for r in rows) + "\n</tbody>"
+        )
+    out = [
+        f'<h3 id="{_e(t.anchor)}">{_e(dataset_label(t.dataset))} · {_e(t.title)}</h3>',
+        '<div class="table-wrap"><table class="lb sortable" data-dataset="{}" data-variant="{}" data-split="{}" '
+        'data-kind="{}" data-group="{}">'.format(
+            _e(t.dataset), _e(t.variant), _e(t.split), _e(t.kind), _e(t.group or "")
+        ),
+        "<thead><tr>" + "".join(head) + "</tr></thead>",
+        "\n".join(bodies) + "</table></div>",
+    ]
     if t.failed:
-        items = "".join(f"<li>{_e(m)} seed {s}: <code>{_e(' '.join(str(e).split())[:300])}</code></li>"
-                        for m, s, e in t.failed)
+        items = "".join(
+            f"<li>{_e(m)} seed {s}: <code>{_e(' '.join(str(e).split())[:300])}</code></li>" for m, s, e in t.failed
+        )
         out.append(f'<ul class="failures" aria-label="failed runs">{items}</ul>')
     return "\n".join(out)
 
 
-def render_html(tables: Mapping[str, Sequence[Table]], *, title: str = "ocbench leaderboard", summary: str = "",
-                figures: Mapping[str, Sequence[Path]] | None = None) -> str:
+def render_html(
+    tables: Mapping[str, Sequence[Table]],
+    *,
+    title: str = "ocbench leaderboard",
+    summary: str = "",
+    figures: Mapping[str, Sequence[Path]] | None = None,
+) -> str:
     """The whole page as a string (figures are embedded as base64 PNG data URIs)."""
     figures = figures or {}
     toc = []
@@ -216,26 +240,34 @@ def render_html(tables: Mapping[str, Sequence[Table]], *, title: str = "ocbench 
         toc.append(f'<li><a href="#ds-{_e(ds)}">{_e(dataset_label(ds))}</a><ul>{subs}</ul></li>')
     sections = []
     for ds, tbls in tables.items():
-        parts = [f'<section class="dataset" id="ds-{_e(ds)}" data-dataset="{_e(ds)}">',
-                 f"<h2>{_e(dataset_label(ds))}</h2>"]
+        parts = [
+            f'<section class="dataset" id="ds-{_e(ds)}" data-dataset="{_e(ds)}">',
+            f"<h2>{_e(dataset_label(ds))}</h2>",
+        ]
         for fig in figures.get(ds, ()):
             # the file name starts with its kind (figures.py); the rest is a safe form of the dataset name
-            kind = next((k.replace("_", " ") for k in ("bars", "by_length", "by_count")
-                         if Path(fig).name.startswith(k + "_")), "figure")
-            parts.append(f"<figure>{_img_tag(Path(fig), f'{dataset_label(ds)}: {kind}')}"
-                         f"<figcaption>{_e(dataset_label(ds))}: {_e(kind)} ({_e(Path(fig).name)})</figcaption></figure>")
+            kind = next(
+                (k.replace("_", " ") for k in ("bars", "by_length", "by_count") if Path(fig).name.startswith(k + "_")),
+                "figure",
+            )
+            parts.append(
+                f"<figure>{_img_tag(Path(fig), f'{dataset_label(ds)}: {kind}')}"
+                f"<figcaption>{_e(dataset_label(ds))}: {_e(kind)} ({_e(Path(fig).name)})</figcaption></figure>"
+            )
         parts += [_table_html(t) for t in tbls]
         parts.append("</section>")
         sections.append("\n".join(parts))
-    note = ("Each table has up to four tiers, each under its own heading: <strong>Published</strong> (the papers' numbers; "
-            'rows with a <span class="badge">paper</span>badge, their protocol and source; P320 = over the first '
-            "320 test images), <strong>ocbench reference runs</strong> (the paper profile, trained on a GPU; device, steps "
-            "done / scheduled and seeds in the source column), <strong>Your runs</strong> and <strong>Pipeline check</strong> (learned "
-            "methods trained for seconds under a short profile: proof that the pipeline runs, not a result; "
-            "left out of the figures). Cells: mean ± sample std over seeds (fractions such as ARI, IoU, MOTA and "
-            "accuracies in %, MSE and LPIPS raw; each metric's label, unit and direction as its records state "
-            "them); “n=1” marks one seed; ↑/↓ say which direction is "
-            "better. Click a column header to sort within each tier.")
+    note = (
+        "Each table has up to four tiers, each under its own heading: <strong>Published</strong> (the papers' numbers; "
+        'rows with a <span class="badge">paper</span>badge, their protocol and source; P320 = over the first '
+        "320 test images), <strong>ocbench reference runs</strong> (the paper profile, trained on a GPU; device, steps "
+        "done / scheduled and seeds in the source column), <strong>Your runs</strong> and <strong>Pipeline check</strong> (learned "
+        "methods trained for seconds under a short profile: proof that the pipeline runs, not a result; "
+        "left out of the figures). Cells: mean ± sample std over seeds (fractions such as ARI, IoU, MOTA and "
+        "accuracies in %, MSE and LPIPS raw; each metric's label, unit and direction as its records state "
+        "them); “n=1” marks one seed; ↑/↓ say which direction is "
+        "better. Click a column header to sort within each tier."
+    )
     if neutral_note(tables):
         note += " " + _e(neutral_note(tables))
     return f"""<!DOCTYPE html>
@@ -252,7 +284,7 @@ def render_html(tables: Mapping[str, Sequence[Table]], *, title: str = "ocbench 
 <p>{_e(summary)}</p>
 <p>{note}</p>
 </header>
-<nav class="toc" aria-label="contents"><strong>Datasets</strong><ol>{''.join(toc) or '<li>No runs recorded yet.</li>'}</ol></nav>
+<nav class="toc" aria-label="contents"><strong>Datasets</strong><ol>{"".join(toc) or "<li>No runs recorded yet.</li>"}</ol></nav>
 <main>
 {chr(10).join(sections)}
 </main>

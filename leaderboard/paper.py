@@ -17,6 +17,7 @@ up. Conventions of the transcription:
 - Splits: Bouncing Balls 4-ball rows -> ``test``; 6-8 balls -> ``test_678`` (binary, and colour with
   ``colours4``) or ``test_678_colours8`` (colour with 8 colours).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,8 +25,21 @@ from pathlib import Path
 import pandas as pd
 
 PAPER_CSV = Path(__file__).with_name("paper_results.csv")
-PAPER_COLUMNS = ["dataset", "variant", "split", "method", "metric", "length", "value", "std", "seeds",
-                 "protocol", "source", "scale", "notes"]
+PAPER_COLUMNS = [
+    "dataset",
+    "variant",
+    "split",
+    "method",
+    "metric",
+    "length",
+    "value",
+    "std",
+    "seeds",
+    "protocol",
+    "source",
+    "scale",
+    "notes",
+]
 _SCALES = ("percent", "fraction")
 
 

@@ -16,6 +16,7 @@ whose ``bincount`` measured ~20x faster than ``torch.bincount`` on CPU for the c
 (see ``benchmarks/bench_metrics.py``); tensors on an accelerator stay there and use torch.
 Results follow the input: torch in -> torch float64 on the same device, numpy in -> numpy.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,17 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["Ids", "id_range", "prepare_ids", "prepare_pair", "prepare_valid", "wrap_output", "is_tensor",
-           "MAX_TABLE_CELLS", "check_table_size"]
+__all__ = [
+    "Ids",
+    "id_range",
+    "prepare_ids",
+    "prepare_pair",
+    "prepare_valid",
+    "wrap_output",
+    "is_tensor",
+    "MAX_TABLE_CELLS",
+    "check_table_size",
+]
 
 # The largest table a metric builds densely (one sample's contingency table, a confusion matrix,
 # a matching matrix): 2**25 cells, 256 MiB as int64. Above it a table is counted sparsely where
@@ -45,13 +55,17 @@ def check_table_size(shape: tuple[int, ...], what: str, hint: str = "") -> None:
         cells *= int(n)
     if cells > MAX_TABLE_CELLS:
         dims = " x ".join(str(int(n)) for n in shape)
-        raise ValueError(f"{what}: a {dims} table ({cells * 8 / 2**30:.1f} GiB as int64) exceeds the limit of "
-                         f"{MAX_TABLE_CELLS} cells ({MAX_TABLE_CELLS * 8 / 2**20:g} MiB){hint}")
+        raise ValueError(
+            f"{what}: a {dims} table ({cells * 8 / 2**30:.1f} GiB as int64) exceeds the limit of "
+            f"{MAX_TABLE_CELLS} cells ({MAX_TABLE_CELLS * 8 / 2**20:g} MiB){hint}"
+        )
 
 
 def _int64_range_error(name: str, hi: int) -> ValueError:
-    return ValueError(f"{name}: id {hi} exceeds the int64 range (ids must be <= 2**63 - 1); relabel the ids "
-                      f"to a compact range, e.g. with np.unique(ids, return_inverse=True)")
+    return ValueError(
+        f"{name}: id {hi} exceeds the int64 range (ids must be <= 2**63 - 1); relabel the ids "
+        f"to a compact range, e.g. with np.unique(ids, return_inverse=True)"
+    )
 
 
 # Backend for inputs on the CPU. numpy by measurement (module docstring); tests set it to "torch"
@@ -147,16 +161,17 @@ def _minmax(x: Any) -> tuple[int, int]:
     return 0, hi
 
 
-def prepare_ids(x: Any, name: str, *, allow_soft: bool = True, ndim: int = 4,
-                layout: str = "[B,T,H,W]") -> Any:
+def prepare_ids(x: Any, name: str, *, allow_soft: bool = True, ndim: int = 4, layout: str = "[B,T,H,W]") -> Any:
     """Check one id map (or soft masks when ``allow_soft``); return integer ids, same kind."""
     _kind(x, name)
     if _is_float_dtype(x):
         if allow_soft and x.ndim == ndim + 1:
             return _argmax_soft(x, name)
         soft = f" or soft masks {layout[:-5]},K{layout[-5:]} (float)" if allow_soft else ""
-        raise TypeError(f"{name}: expected integer ids {layout}{soft}; got dtype {x.dtype} with shape "
-                        f"{tuple(x.shape)} (float ids are not accepted)")
+        raise TypeError(
+            f"{name}: expected integer ids {layout}{soft}; got dtype {x.dtype} with shape "
+            f"{tuple(x.shape)} (float ids are not accepted)"
+        )
     if not _is_int_dtype(x):
         raise TypeError(f"{name}: expected integer ids {layout}, got dtype {x.dtype}")
     if x.ndim != ndim:
@@ -190,8 +205,9 @@ def _torch_int64(x: torch.Tensor, name: str) -> torch.Tensor:
     return x.to(torch.int64)
 
 
-def prepare_pair(true_ids: Any, pred_ids: Any, *, true_name: str = "true_ids",
-                 pred_name: str = "pred_ids", check_values: bool = True) -> Ids:
+def prepare_pair(
+    true_ids: Any, pred_ids: Any, *, true_name: str = "true_ids", pred_name: str = "pred_ids", check_values: bool = True
+) -> Ids:
     """Validate a (GT, prediction) pair of id maps for the segmentation metrics.
 
     ``check_values=False`` skips the min/max pass over the whole batch; the caller must then
@@ -202,11 +218,14 @@ def prepare_pair(true_ids: Any, pred_ids: Any, *, true_name: str = "true_ids",
     soft_k = int(pred_ids.shape[2]) if (_is_float_dtype(pred_ids) and pred_ids.ndim == 5) else None
     p = prepare_ids(pred_ids, pred_name, allow_soft=True)
     if tuple(t.shape) != tuple(p.shape):
-        raise ValueError(f"{pred_name}: shape {tuple(p.shape)} (after argmax of soft masks) does not match "
-                         f"{true_name} shape {tuple(t.shape)}; expected the same [B,T,H,W]")
+        raise ValueError(
+            f"{pred_name}: shape {tuple(p.shape)} (after argmax of soft masks) does not match "
+            f"{true_name} shape {tuple(t.shape)}; expected the same [B,T,H,W]"
+        )
     if any(int(s) == 0 for s in t.shape):
-        raise ValueError(f"{true_name}: empty batch or empty frames, shape {tuple(t.shape)}; expected [B,T,H,W] "
-                         f"with B, T, H, W >= 1")
+        raise ValueError(
+            f"{true_name}: empty batch or empty frames, shape {tuple(t.shape)}; expected [B,T,H,W] with B, T, H, W >= 1"
+        )
     out_kind = "torch" if "torch" in (tk, pk) else "numpy"
     devices = {x.device for x in (t, p) if isinstance(x, torch.Tensor)}
     if len(devices) > 1:
@@ -234,8 +253,9 @@ def prepare_valid(valid: Any, ids: Ids, name: str = "valid") -> Any:
         return None
     _kind(valid, name)
     if tuple(valid.shape) != ids.shape:
-        raise ValueError(f"{name}: shape {tuple(valid.shape)} does not match ids {ids.shape}; expected a boolean "
-                         f"[B,T,H,W] mask")
+        raise ValueError(
+            f"{name}: shape {tuple(valid.shape)} does not match ids {ids.shape}; expected a boolean [B,T,H,W] mask"
+        )
     is_bool = valid.dtype == torch.bool if isinstance(valid, torch.Tensor) else valid.dtype == np.bool_
     if not is_bool:
         raise TypeError(f"{name}: expected a boolean [B,T,H,W] mask, got dtype {valid.dtype}")

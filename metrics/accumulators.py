@@ -6,6 +6,7 @@ where ``value`` is the mean over non-skipped samples, ``std`` their sample stand
 (ddof = 1), ``n`` their number and ``n_skipped`` the number of NaN (undefined) samples;
 ``status`` is ``"ok"`` or ``"no_valid_samples"`` (then ``value`` is NaN).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,9 +33,13 @@ def summarize(values: Any, version: str | None = None) -> dict:
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     ok = ~np.isnan(v)
     n = int(ok.sum())
-    out = {"value": float(v[ok].mean()) if n else math.nan,
-           "std": float(v[ok].std(ddof=1)) if n > 1 else math.nan,
-           "n": n, "n_skipped": int(v.size - n), "status": "ok" if n else "no_valid_samples"}
+    out = {
+        "value": float(v[ok].mean()) if n else math.nan,
+        "std": float(v[ok].std(ddof=1)) if n > 1 else math.nan,
+        "n": n,
+        "n_skipped": int(v.size - n),
+        "status": "ok" if n else "no_valid_samples",
+    }
     if version is not None:
         out["version"] = version
     return out
@@ -71,8 +76,9 @@ class SegmentationAccumulator(_PerSample):
     computes every metric from one contingency pass.
     """
 
-    def __init__(self, metrics: tuple[str, ...] = ("ari", "fg_ari", "miou", "mbo"), *,
-                 skip_empty_fg: bool = False) -> None:
+    def __init__(
+        self, metrics: tuple[str, ...] = ("ari", "fg_ari", "miou", "mbo"), *, skip_empty_fg: bool = False
+    ) -> None:
         unknown = [m for m in metrics if m not in SEGMENTATION_METRICS]
         if unknown or not metrics:
             raise ValueError(f"metrics: unknown {unknown or '(empty)'}; expected names from {SEGMENTATION_METRICS}")
@@ -104,8 +110,14 @@ class SemanticAccumulator:
     With ``num_classes``/``num_clusters`` None the matrix grows to the largest label seen.
     """
 
-    def __init__(self, *, num_classes: int | None = None, num_clusters: int | None = None,
-                 mapping: str = "hungarian", mode: str = "nanmean") -> None:
+    def __init__(
+        self,
+        *,
+        num_classes: int | None = None,
+        num_clusters: int | None = None,
+        mapping: str = "hungarian",
+        mode: str = "nanmean",
+    ) -> None:
         if mapping not in MAPPINGS:
             raise ValueError(f"mapping: expected one of {MAPPINGS}, got {mapping!r}")
         if mode not in MODES:
@@ -121,8 +133,12 @@ class SemanticAccumulator:
         h = confusion_matrix(true_cls, pred_clusters, num_classes=self.num_classes, num_clusters=self.num_clusters)
         r, c = max(h.shape[0], self.hist.shape[0]), max(h.shape[1], self.hist.shape[1])
         if (r, c) != self.hist.shape:
-            check_table_size((r, c), "SemanticAccumulator.update", ": the confusion matrix would grow past it "
-                             "(relabel classes and clusters to compact ranges); the matrix so far is unchanged")
+            check_table_size(
+                (r, c),
+                "SemanticAccumulator.update",
+                ": the confusion matrix would grow past it "
+                "(relabel classes and clusters to compact ranges); the matrix so far is unchanged",
+            )
             grown = np.zeros((r, c), dtype=np.int64)
             grown[: self.hist.shape[0], : self.hist.shape[1]] = self.hist
             self.hist = grown

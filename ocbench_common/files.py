@@ -8,6 +8,7 @@ files, which no other user or web server could read once renamed), fsynced, then
 target with ``os.replace``. Any failure removes the temporary. Debris of a killed writer matches
 :func:`temp_glob` (``benchmark.store.ResultsStore.sweep_temporary`` sweeps it).
 """
+
 from __future__ import annotations
 
 import os
@@ -105,7 +106,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mkdir: bool = Tr
     return path
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, *, encoding: str = "utf-8", errors: str = "strict",
-                      mkdir: bool = True) -> Path:
+def atomic_write_text(
+    path: str | os.PathLike, text: str, *, encoding: str = "utf-8", errors: str = "strict", mkdir: bool = True
+) -> Path:
     """Replace ``path`` with ``text`` (encoded with ``encoding``) atomically."""
     return atomic_write_bytes(path, text.encode(encoding, errors), mkdir=mkdir)

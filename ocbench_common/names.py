@@ -3,6 +3,7 @@
 Lower-case letters, digits, ``_ . -``; no ``/``, no leading dot, no ``__`` (the run id's separator), at most
 48 characters. Each registry raises its own error class (``DatasetError``, ``MethodError``) with the same text.
 """
+
 from __future__ import annotations
 
 import re

@@ -10,6 +10,7 @@ module of the package) runs once, on the first read; reads fail with ``unknown <
 ``entries`` and ``meta`` are plain dicts kept for the registry's lifetime (never rebound), so a package may
 expose them as its module-level tables and tests may patch them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -32,8 +33,15 @@ class Registry(Generic[T]):
     different owners collide), by default the value's ``__module__``.
     """
 
-    def __init__(self, what: str, error: type[Exception], *, discover: Callable[[], None] | None = None,
-                 owner: Callable[[T, Any], Any] = _module_of, plural: str | None = None):
+    def __init__(
+        self,
+        what: str,
+        error: type[Exception],
+        *,
+        discover: Callable[[], None] | None = None,
+        owner: Callable[[T, Any], Any] = _module_of,
+        plural: str | None = None,
+    ):
         self.what = what
         self.plural = plural or f"{what}s"
         self.error = error
@@ -59,8 +67,10 @@ class Registry(Generic[T]):
         if name in self.entries and not replace:
             held, new = self.owner(name), self._owner(value, meta)
             if held != new:
-                raise self.error(f"{self.what} {name!r} is already registered by {held}; {new} cannot take "
-                                 f"the name: rename one of them, or replace it explicitly (replace=True)")
+                raise self.error(
+                    f"{self.what} {name!r} is already registered by {held}; {new} cannot take "
+                    f"the name: rename one of them, or replace it explicitly (replace=True)"
+                )
         self.entries[name] = value
         self.meta[name] = meta
         return value

@@ -11,6 +11,7 @@ lie; such a record must be re-run instead. Rerunning is harmless (a stamped reco
     python scripts/restamp_identity.py results/paper            # stamp every *.json under the folder
     python scripts/restamp_identity.py --check results/paper    # exit 1 if any record needs stamping
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,8 @@ def restamp(record: dict) -> tuple[dict, list[str]]:
         if stored is not None and stored != ident["version"]:
             raise ConventionMismatch(
                 f"run {record.get('run_id')!r}, metric {key!r}: stored version {stored!r} is not the "
-                f"catalogue's {ident['version']!r}; re-run it rather than relabel a number of another convention")
+                f"catalogue's {ident['version']!r}; re-run it rather than relabel a number of another convention"
+            )
         new = {**entry, **ident}
         if new != entry:
             out["metrics"][key] = new

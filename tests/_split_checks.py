@@ -1,4 +1,5 @@
 """Checks shared by the generator tests."""
+
 import numpy as np
 
 import generators

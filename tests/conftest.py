@@ -1,4 +1,5 @@
 """Test-wide settings: one torch thread per test process (pytest-xdist runs one process per core)."""
+
 import os
 
 import torch

@@ -1,4 +1,5 @@
 """The learned image baselines (Slot Attention, MONet, IODINE) at tiny sizes on the CPU."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,18 +39,36 @@ def toy_split(n: int, seed: int = 0, t: int = 1, channels: int = 3, size: int = 
             for k, (r0, c0) in enumerate([(0, 0), (half, half)] if rng.random() < 0.5 else [(0, half), (half, 0)]):
                 y, x = r0 + rng.integers(0, half - 3), c0 + rng.integers(0, half - 3)
                 col = COLOURS[rng.integers(len(COLOURS))][:channels] if channels == 3 else 255
-                video[i, f, y:y + 4, x:x + 4] = col
-                masks[i, f, y:y + 4, x:x + 4] = k + 1
+                video[i, f, y : y + 4, x : x + 4] = col
+                masks[i, f, y : y + 4, x : x + 4] = k + 1
     return ToySplit(video, masks)
 
 
 TINY = {
-    "slot_attention": dict(num_slots=3, slot_size=16, encoder_channels=16, decoder_channels=16, decoder_layers=2,
-                           mlp_hidden=32, iterations=2, warmup_steps=3),
-    "monet": dict(num_slots=3, latent=4, unet_blocks=3, unet_channels=8, vae_channels=8, vae_mlp=32,
-                  decoder_channels=8),
-    "iodine": dict(num_slots=3, latent=4, refinement_steps=2, decoder_channels=8, decoder_layers=2, refine_channels=8,
-                   refine_layers=2, refine_mlp=16, lstm=8),
+    "slot_attention": dict(
+        num_slots=3,
+        slot_size=16,
+        encoder_channels=16,
+        decoder_channels=16,
+        decoder_layers=2,
+        mlp_hidden=32,
+        iterations=2,
+        warmup_steps=3,
+    ),
+    "monet": dict(
+        num_slots=3, latent=4, unet_blocks=3, unet_channels=8, vae_channels=8, vae_mlp=32, decoder_channels=8
+    ),
+    "iodine": dict(
+        num_slots=3,
+        latent=4,
+        refinement_steps=2,
+        decoder_channels=8,
+        decoder_layers=2,
+        refine_channels=8,
+        refine_layers=2,
+        refine_mlp=16,
+        lstm=8,
+    ),
 }
 LEARNED = sorted(TINY)
 
@@ -73,8 +92,14 @@ def test_paper_configs_per_dataset():
     sa = get_method("slot_attention").Config
     assert (sa.for_dataset("tetrominoes", "").num_slots, sa.for_dataset("tetrominoes", "").slot_size) == (4, 32)
     md = sa.for_dataset("multi_dsprites", "colored_on_grayscale")
-    assert (md.num_slots, md.slot_size, md.lr, md.warmup_steps, md.batch_size, md.steps) == (6, 64, 4e-4, 10_000, 64,
-                                                                                             500_000)
+    assert (md.num_slots, md.slot_size, md.lr, md.warmup_steps, md.batch_size, md.steps) == (
+        6,
+        64,
+        4e-4,
+        10_000,
+        64,
+        500_000,
+    )
     io = get_method("iodine").Config
     t, d = io.for_dataset("tetrominoes", ""), io.for_dataset("multi_dsprites", "colored_on_grayscale")
     assert (t.num_slots, t.latent, t.refinement_steps, t.lstm) == (4, 32, 5, 0)  # no LSTM for Tetrominoes

@@ -1,5 +1,6 @@
 """The metric catalogue: the scorer emits exactly its keys, each stored with its identity, and a method
 that returns classes gets semantic and clustering scores in its record and on the leaderboard."""
+
 from __future__ import annotations
 
 import re
@@ -37,19 +38,26 @@ def _render(cfg, seeds):
         for t in range(T):
             c = min(t, 6)
             for k, (r, dc) in enumerate(((r1, 0), (r2, 1))):
-                masks[i, t, r:r + 3, c + dc:c + dc + 3] = k + 1
-                video[i, t, r:r + 3, c + dc:c + dc + 3] = COLOURS[cls[i, k]]
+                masks[i, t, r : r + 3, c + dc : c + dc + 3] = k + 1
+                video[i, t, r : r + 3, c + dc : c + dc + 3] = COLOURS[cls[i, k]]
     return {"video": video, "masks": masks, "objects/n_objects": np.full(n, 2, np.int16), "objects/class": cls}
 
 
 for _name, _kind, _frames in (("_toyclass", "video", 3), ("_toyclass_img", "image", 1)):
-    register_dataset(DatasetSpec(
-        name=_name, version="1.0.0", kind=_kind, base_config={"frames": _frames}, variants={"default": Variant()},
-        default_variant="default", sizes={p: {"train": 4, "val": 2, "test": 6} for p in ("smoke", "quick", "paper")},
-        render=_render,
-    ))
+    register_dataset(
+        DatasetSpec(
+            name=_name,
+            version="1.0.0",
+            kind=_kind,
+            base_config={"frames": _frames},
+            variants={"default": Variant()},
+            default_variant="default",
+            sizes={p: {"train": 4, "val": 2, "test": 6} for p in ("smoke", "quick", "paper")},
+            render=_render,
+        )
+    )
 
-PLUGIN = textwrap.dedent('''
+PLUGIN = textwrap.dedent("""
     import dataclasses
     import numpy as np
     from baselines import Method, Prediction, register_method
@@ -72,7 +80,7 @@ PLUGIN = textwrap.dedent('''
             if self.config.mode == "one":
                 classes[:] = 0
             return Prediction(masks=masks, recon=v.astype(np.float32) / 255.0, classes=classes)
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +92,32 @@ def runs(tmp_path_factory):
     out = {}
     for mode in ("perfect", "one"):
         res = tmp / f"res_{mode}"
-        assert main(["run", "--datasets", "_toyclass", "_toyclass_img", "--methods", "toy_classes", "--profile",
-                     "smoke", "--data-root", str(tmp / "data"), "--results", str(res), "--plugin", str(plugin),
-                     "--no-leaderboard", "--device", "cpu", "--set", f'toy_classes.mode="{mode}"']) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    "--datasets",
+                    "_toyclass",
+                    "_toyclass_img",
+                    "--methods",
+                    "toy_classes",
+                    "--profile",
+                    "smoke",
+                    "--data-root",
+                    str(tmp / "data"),
+                    "--results",
+                    str(res),
+                    "--plugin",
+                    str(plugin),
+                    "--no-leaderboard",
+                    "--device",
+                    "cpu",
+                    "--set",
+                    f'toy_classes.mode="{mode}"',
+                ]
+            )
+            == 0
+        )
         for r in ResultsStore(res).records("smoke"):
             out[(r["dataset"], mode)] = r
     return tmp, out
@@ -113,19 +144,43 @@ def test_rows_are_well_formed():
 
 IMAGE_KEYS = {"ari", "fg_ari", "miou", "mbo"}
 VIDEO_KEYS = IMAGE_KEYS | {
-    "ari_frame", "fg_ari_frame",
-    "mota", "motp_iou", "num_objects", "num_matches", "num_switches", "num_misses", "num_false_positives",
-    "mostly_tracked", "partially_tracked", "mostly_lost", "num_fragmentations",
-    "idf1", "idp", "idr", "hota", "deta", "assa", "loca",
+    "ari_frame",
+    "fg_ari_frame",
+    "mota",
+    "motp_iou",
+    "num_objects",
+    "num_matches",
+    "num_switches",
+    "num_misses",
+    "num_false_positives",
+    "mostly_tracked",
+    "partially_tracked",
+    "mostly_lost",
+    "num_fragmentations",
+    "idf1",
+    "idp",
+    "idr",
+    "hota",
+    "deta",
+    "assa",
+    "loca",
 }
 RECON_KEYS = {"mse", "mse_sum", "lpips_vgg"}
-CLASS_KEYS = {"semantic_acc", "semantic_macc", "semantic_miou", "semantic_macc_dti", "semantic_miou_dti",
-              "cluster_accuracy", "cluster_accuracy_m2o"}
+CLASS_KEYS = {
+    "semantic_acc",
+    "semantic_macc",
+    "semantic_miou",
+    "semantic_macc_dti",
+    "semantic_miou_dti",
+    "cluster_accuracy",
+    "cluster_accuracy_m2o",
+}
 
 
 def test_exact_key_set_per_kind():
     """What an image and a video split report, by inputs; the identity and HOTA rows are tracking fractions
     carrying the convention strings of metrics/versions.py (one place, not registered by tracking.py)."""
+
     def keys(inputs):
         return {m.key for m in catalogue.applicable(inputs)}
 
@@ -136,8 +191,12 @@ def test_exact_key_set_per_kind():
     assert keys(INPUTS) == set(CATALOGUE) == VIDEO_KEYS | RECON_KEYS | CLASS_KEYS
     for k in ("idf1", "idp", "idr", "hota", "deta", "assa", "loca"):
         m = CATALOGUE[k]
-        assert (m.family, m.unit, m.higher_is_better, m.needs) == ("tracking", "fraction", True,
-                                                                  frozenset({"masks", "video"})), k
+        assert (m.family, m.unit, m.higher_is_better, m.needs) == (
+            "tracking",
+            "fraction",
+            True,
+            frozenset({"masks", "video"}),
+        ), k
         assert "summed over videos" in m.aggregation and M.VERSIONS[k] == m.version, k
     assert CATALOGUE["idf1"].version.startswith("identity/1 ") and CATALOGUE["hota"].version.startswith("hota/1 ")
     assert "not a mean of per-video scores" in CATALOGUE["idf1"].aggregation
@@ -145,6 +204,7 @@ def test_exact_key_set_per_kind():
     frag = CATALOGUE["num_fragmentations"]
     assert (frag.unit, frag.higher_is_better, frag.version) == ("count", False, M.VERSIONS["mot"])
     import metrics.tracking as tracking_module  # the versions live in versions.py only
+
     assert "VERSIONS.setdefault" not in Path(tracking_module.__file__).read_text(encoding="utf-8")
     assert M.VERSIONS["mot_boxes"].startswith("mot_boxes/1 ")
 
@@ -153,16 +213,19 @@ def test_scorer_emits_exactly_the_catalogue(runs):
     """Every emitted key has a row, every row is emitted somewhere; an image split lacks the video rows."""
     _, recs = runs
     emitted = set()
-    for (ds, mode), r in recs.items():
+    for (ds, _mode), r in recs.items():
         assert r["status"] == "ok", r.get("error")
         keys = set(r["metrics"])
         assert keys <= set(CATALOGUE), keys - set(CATALOGUE)
-        want = {m.key for m in catalogue.applicable({"masks", "recon", "classes"} | ({"video"} if ds == "_toyclass"
-                                                                                     else set()))}
+        want = {
+            m.key
+            for m in catalogue.applicable({"masks", "recon", "classes"} | ({"video"} if ds == "_toyclass" else set()))
+        }
         assert keys == want, keys ^ want
         for k, e in r["metrics"].items():  # each value carries its identity
-            assert {kk: e[kk] for kk in ("version", "label", "unit", "higher_is_better", "family")} == \
-                CATALOGUE[k].identity(), k
+            assert {kk: e[kk] for kk in ("version", "label", "unit", "higher_is_better", "family")} == CATALOGUE[
+                k
+            ].identity(), k
         emitted |= keys
     assert emitted == set(CATALOGUE), set(CATALOGUE) - emitted
     img = recs[("_toyclass_img", "perfect")]["metrics"]
@@ -174,8 +237,15 @@ def test_class_scores_by_hand(runs):
     tmp, recs = runs
     for ds in ("_toyclass", "_toyclass_img"):
         m = recs[(ds, "perfect")]["metrics"]
-        for k in ("semantic_acc", "semantic_macc", "semantic_miou", "semantic_macc_dti", "semantic_miou_dti",
-                  "cluster_accuracy", "cluster_accuracy_m2o"):
+        for k in (
+            "semantic_acc",
+            "semantic_macc",
+            "semantic_miou",
+            "semantic_macc_dti",
+            "semantic_miou_dti",
+            "cluster_accuracy",
+            "cluster_accuracy_m2o",
+        ):
             assert m[k]["value"] == 1.0, (ds, k)
         assert m["cluster_accuracy"]["n_objects"] == 12 and m["cluster_accuracy"]["mapping"] == "hungarian"
         split = generators.load(ds, "test", profile="smoke", root=tmp / "data")
@@ -201,8 +271,10 @@ def test_streamed_scores_equal_the_reference_functions(runs):
     lut = np.concatenate([np.zeros((len(gt), 1), np.int64), np.asarray(split.objects["class"]) + 1], axis=1)
     true_cls = np.take_along_axis(lut, gt.reshape(len(gt), -1), 1).reshape(gt.shape)
     one = recs[("_toyclass", "one")]["metrics"]
-    for mode, keys in (("nanmean", ("semantic_macc", "semantic_miou")), ("dti", ("semantic_macc_dti",
-                                                                                 "semantic_miou_dti"))):
+    for mode, keys in (
+        ("nanmean", ("semantic_macc", "semantic_miou")),
+        ("dti", ("semantic_macc_dti", "semantic_miou_dti")),
+    ):
         ref = M.semantic_scores(true_cls, np.zeros_like(true_cls), mode=mode)
         assert (one[keys[0]]["value"], one[keys[1]]["value"]) == pytest.approx((ref["macc"], ref["miou"]))
     obj_cls = np.asarray(split.objects["class"]).reshape(-1)
@@ -217,8 +289,9 @@ def test_dti_convention_counts_absent_classes_as_zero():
     sc.update(true, true, true_cls=true, pred_cls=true + 10)  # the method's own class ids
     m = sc.compute()["metrics"]
     assert m["semantic_macc"]["value"] == 1.0 and m["semantic_miou"]["value"] == 1.0
-    assert m["semantic_macc_dti"]["value"] == pytest.approx(4 / 6) and m["semantic_miou_dti"]["value"] == \
-        pytest.approx(4 / 6)
+    assert m["semantic_macc_dti"]["value"] == pytest.approx(4 / 6) and m["semantic_miou_dti"]["value"] == pytest.approx(
+        4 / 6
+    )
     assert m["semantic_acc"]["value"] == 1.0 and m["semantic_acc"]["num_classes"] == 6
 
 
@@ -231,8 +304,11 @@ def test_classes_reach_the_leaderboard(runs, tmp_path):
 
 
 def test_a_row_without_producer_is_an_error(monkeypatch):
-    monkeypatch.setitem(CATALOGUE, "semantic_bogus", Metric(
-        "semantic_bogus", "x/1", "bogus", "fraction", True, "semantic", frozenset({"masks"}), "none"))
+    monkeypatch.setitem(
+        CATALOGUE,
+        "semantic_bogus",
+        Metric("semantic_bogus", "x/1", "bogus", "fraction", True, "semantic", frozenset({"masks"}), "none"),
+    )
     sc = SplitScorer("image", 1)
     sc.update(np.ones((1, 1, 4, 4), np.uint8), np.ones((1, 1, 4, 4), np.int64))
     with pytest.raises(RuntimeError, match="semantic_bogus.*produced no value"):
@@ -242,9 +318,12 @@ def test_a_row_without_producer_is_an_error(monkeypatch):
 def test_classes_contract():
     masks = np.array([[[[0, 2], [1, 1]]]])
     pred = type("P", (), {"masks": masks, "recon": None})
-    for classes, match in ((np.array([[0, 1]]), "classes for 2 segment ids, but masks use id 2"),
-                           (np.array([[0.0, 1.0, 2.0]]), "dtype"), (np.array([[0, -1, 2]]), "negative"),
-                           (np.zeros((2, 3), int), r"shape \(2, 3\)")):
+    for classes, match in (
+        (np.array([[0, 1]]), "classes for 2 segment ids, but masks use id 2"),
+        (np.array([[0.0, 1.0, 2.0]]), "dtype"),
+        (np.array([[0, -1, 2]]), "negative"),
+        (np.zeros((2, 3), int), r"shape \(2, 3\)"),
+    ):
         pred.classes = classes
         with pytest.raises(PredictionError, match=match):
             check_prediction(pred, 1, 1, 2, 2, 1)
@@ -260,14 +339,23 @@ def test_classes_contract():
 
 def test_frame_by_frame_classes_fold_back():
     """An image method on video returns [B*T,K] classes; the harness makes them [B,T,K], per frame."""
+
     class Img:
         frame_by_frame = True
 
         def predict(self, batch):
             v = np.asarray(batch["video"])
             n = len(v)
-            return type("P", (), {"masks": np.ones(v.shape[:4], np.int64), "recon": None, "background_ids": (),
-                                  "classes": np.stack([np.zeros(n, int), np.arange(n)], 1)})()
+            return type(
+                "P",
+                (),
+                {
+                    "masks": np.ones(v.shape[:4], np.int64),
+                    "recon": None,
+                    "background_ids": (),
+                    "classes": np.stack([np.zeros(n, int), np.arange(n)], 1),
+                },
+            )()
 
     pred = predict_batch(Img(), np.zeros((2, 3, 4, 4, 1), np.uint8), "cpu")
     got = check_prediction(pred, 2, 3, 4, 4, 1)

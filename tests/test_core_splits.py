@@ -1,4 +1,5 @@
 """The split machinery: seeds, atomic writing, manifest verification, loader, bad names."""
+
 import json
 
 import numpy as np
@@ -22,19 +23,29 @@ def _toy_render(cfg, seeds):
         for j in range(k):
             r, c = rng.integers(0, S - 2, 2)
             pos[i, j] = (r, c)
-            masks[i, :, r:r + 2, c:c + 2] = j + 1
-            video[i, :, r:r + 2, c:c + 2] = 100 + 50 * j
+            masks[i, :, r : r + 2, c : c + 2] = j + 1
+            video[i, :, r : r + 2, c : c + 2] = 100 + 50 * j
     return {"video": video, "masks": masks, "objects/n_objects": nobj, "objects/pos": pos}
 
 
-TOY = register_dataset(DatasetSpec(
-    name="_toy", version="1.0.0", kind="video", base_config={"frames": 2, "size": 8},
-    variants={"a": Variant(seed_key="shared"), "b": Variant(config={"note": "same scenes, other rendering"}, seed_key="shared"),
-              "c": Variant()},
-    default_variant="a",
-    sizes={p: {"train": 10, "test": 7} for p in ("smoke", "quick", "paper")},
-    render=_toy_render, views={"first3": ("test", 3)}, chunk=3,
-))
+TOY = register_dataset(
+    DatasetSpec(
+        name="_toy",
+        version="1.0.0",
+        kind="video",
+        base_config={"frames": 2, "size": 8},
+        variants={
+            "a": Variant(seed_key="shared"),
+            "b": Variant(config={"note": "same scenes, other rendering"}, seed_key="shared"),
+            "c": Variant(),
+        },
+        default_variant="a",
+        sizes={p: {"train": 10, "test": 7} for p in ("smoke", "quick", "paper")},
+        render=_toy_render,
+        views={"first3": ("test", 3)},
+        chunk=3,
+    )
+)
 
 
 def test_seeds_are_stable_and_distinct():

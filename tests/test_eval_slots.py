@@ -1,5 +1,6 @@
 """Test-time slots (issue 10): a split declares the K it is scored with (Bouncing Balls ``test_678``: 9, as
 PROVIDE), a method that can change K uses it, and every record stores the K it was scored with."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +16,7 @@ from baselines.base import FitContext
 from benchmark import runner
 from benchmark.runner import RunOptions, Unit, run_unit, use_eval_slots
 from generators.core import DatasetSpec, Variant, register_dataset
-from tests.test_baselines_learned import H, LEARNED, W, tiny, toy_split
+from tests.test_baselines_learned import LEARNED, H, W, tiny, toy_split
 
 # -- a toy with 6-8 objects, as test_678 ---------------------------------------------------------------------
 
@@ -28,7 +29,7 @@ def many_objects(n: int, seed: int = 0) -> torch.Tensor:
     for i in range(n):
         for j in rng.choice(len(cells), int(rng.integers(6, 9)), replace=False):
             r, c = cells[j]
-            video[i, 0, r + 1:r + 3, c + 1:c + 3] = rng.integers(64, 256, 3)
+            video[i, 0, r + 1 : r + 3, c + 1 : c + 3] = rng.integers(64, 256, 3)
     return torch.from_numpy(video)
 
 
@@ -140,18 +141,26 @@ def _render(cfg, seeds):
         rng = np.random.default_rng(int(s))
         for k, j in enumerate(rng.choice(len(cells), cfg["n"], replace=False)):
             r, c = cells[j]
-            video[i, :, r + 1:r + 3, c + 1:c + 3] = rng.integers(64, 256, 3)
-            masks[i, :, r + 1:r + 3, c + 1:c + 3] = k + 1
+            video[i, :, r + 1 : r + 3, c + 1 : c + 3] = rng.integers(64, 256, 3)
+            masks[i, :, r + 1 : r + 3, c + 1 : c + 3] = k + 1
     return {"video": video, "masks": masks, "objects/n_objects": np.full(n, cfg["n"], np.int16)}
 
 
 SIZES = {"train": 8, "val": 2, "test_many": 2, "test": 2}  # the declared split first: the next one must reset K
-TOY = register_dataset(DatasetSpec(
-    name="_toyslots", version="1.0.0", kind="video", base_config={"frames": 2, "n": 2},
-    variants={"default": Variant(splits={"test_many": {"n": 7}})}, default_variant="default",
-    sizes={p: dict(SIZES) for p in ("smoke", "quick", "paper")}, render=_render,
-    views={"many2": ("test_many", 1)}, eval_slots={"test_many": 9},
-))
+TOY = register_dataset(
+    DatasetSpec(
+        name="_toyslots",
+        version="1.0.0",
+        kind="video",
+        base_config={"frames": 2, "n": 2},
+        variants={"default": Variant(splits={"test_many": {"n": 7}})},
+        default_variant="default",
+        sizes={p: dict(SIZES) for p in ("smoke", "quick", "paper")},
+        render=_render,
+        views={"many2": ("test_many", 1)},
+        eval_slots={"test_many": 9},
+    )
+)
 
 
 @dataclasses.dataclass
@@ -194,8 +203,15 @@ class ToyFixedSlots(_SlotToy):
 
 
 def _opts(tmp_path, **kw) -> RunOptions:
-    return RunOptions(profile="paper", device="cpu", results=tmp_path / "res", data_root=str(tmp_path / "data"),
-                      work_dir=tmp_path / "runs", progress=False, **kw)
+    return RunOptions(
+        profile="paper",
+        device="cpu",
+        results=tmp_path / "res",
+        data_root=str(tmp_path / "data"),
+        work_dir=tmp_path / "runs",
+        progress=False,
+        **kw,
+    )
 
 
 @pytest.fixture()
@@ -211,10 +227,16 @@ def test_spec_declares_test_time_slots():
     assert "eval_slots" not in json.dumps(TOY.config("default", "test_many"))
 
 
-@pytest.mark.parametrize("eval_slots,match", [({"train": 9}, "not one of its test splits"),
-                                              ({"nope": 9}, "not one of its test splits"),
-                                              ({"test": 0}, "positive integer"), ({"test": True}, "positive integer"),
-                                              ({"test": 9.0}, "positive integer")])
+@pytest.mark.parametrize(
+    "eval_slots,match",
+    [
+        ({"train": 9}, "not one of its test splits"),
+        ({"nope": 9}, "not one of its test splits"),
+        ({"test": 0}, "positive integer"),
+        ({"test": True}, "positive integer"),
+        ({"test": 9.0}, "positive integer"),
+    ],
+)
 def test_registration_checks_eval_slots(eval_slots, match):
     with pytest.raises(ValueError, match=match):
         register_dataset(dataclasses.replace(TOY, name="_toyslots_bad", eval_slots=eval_slots))

@@ -1,6 +1,7 @@
 """The model details that must match their sources (issue 10, "Models"): IODINE as in the official
 ``deepmind-research/iodine`` code, Slot Attention's decoder as in EfficientMORL's configs, MONet as in
 Burgess et al. 2019, and IODINE's likelihood kept in float32 under bf16 autocast. CPU, seconds."""
+
 from __future__ import annotations
 
 import math
@@ -31,6 +32,7 @@ def _toy_batch(n: int = 2) -> torch.Tensor:
 
 
 # -- IODINE ------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dataset", ["tetrominoes", "multi_dsprites"])
 def test_iodine_six_losses_weighted_linspace(dataset):
@@ -70,7 +72,7 @@ def test_iodine_latent_scale_prior_and_init():
     lam = torch.zeros(2, 3, 2 * model.z)
     s = model._score(x, lam, sample=False)
     torch.testing.assert_close(s["loss"], -s["log_px"].flatten(1).sum(1).mean())  # the KL term is 0
-    lam[..., model.z:] = 1.0  # raw scale 1: std sqrt(softplus(1)), KL against N(0, ln 2) per dim
+    lam[..., model.z :] = 1.0  # raw scale 1: std sqrt(softplus(1)), KL against N(0, ln 2) per dim
     kl = model._score(x, lam, sample=False)["loss"] - s["loss"]
     var = math.log1p(math.e)
     per_dim = 0.5 * (math.log(math.log(2.0) / var) + var / math.log(2.0) - 1.0)
@@ -85,7 +87,7 @@ def test_iodine_gradient_inputs_match_the_code():
     model = tiny("iodine").build_model()
     x = _toy_batch()
     c = 3
-    lam = (model.lambda0.detach().view(1, 1, -1).expand(2, 3, -1) + 0.3 * torch.randn(2, 3, 2 * model.z))
+    lam = model.lambda0.detach().view(1, 1, -1).expand(2, 3, -1) + 0.3 * torch.randn(2, 3, 2 * model.z)
     lam = lam.clone().requires_grad_(True)
     s = model._score(x, lam, sample=False)
     spatial, flat = model._gradient_inputs(x, lam, s)
@@ -93,7 +95,7 @@ def test_iodine_gradient_inputs_match_the_code():
     g_logits, g_means = torch.autograd.grad(s["loss"], [s["logits"], s["means"]], retain_graph=True)
     ln = lambda t: F.layer_norm(t, t.shape[1:], eps=1e-5)  # noqa: E731 (the LN scale/offset start at 1/0)
     torch.testing.assert_close(spatial[:, 3 * c + 2], ln(g_logits.reshape(6, 1, 12, 12))[:, 0])  # dmask
-    torch.testing.assert_close(spatial[:, 2 * c:3 * c], ln(g_means.reshape(6, c, 12, 12)))  # dcomponents
+    torch.testing.assert_close(spatial[:, 2 * c : 3 * c], ln(g_means.reshape(6, c, 12, 12)))  # dcomponents
     post = spatial[:, 3 * c + 3].reshape(2, 3, 12, 12)
     p = s["log_pk"].double().exp()
     torch.testing.assert_close(post.double(), p / (p.sum(1, keepdim=True) + 1e-6), atol=1e-5, rtol=1e-4)  # io L497-500
@@ -102,16 +104,22 @@ def test_iodine_gradient_inputs_match_the_code():
     torch.testing.assert_close(spatial[:, 3 * c], s["logits"].reshape(6, 12, 12))  # "mask" = logits
     # stop-gradient on the gradient inputs only (io L52-53): dmask has no path back to the decoder output,
     # the posterior keeps one
-    dm_path, = torch.autograd.grad(spatial[:, 3 * c + 2].sum(), [s["logits"]], retain_graph=True, allow_unused=True)
-    post_path, = torch.autograd.grad(post.sum() + (post ** 2).sum(), [s["means"]], retain_graph=True)
+    (dm_path,) = torch.autograd.grad(spatial[:, 3 * c + 2].sum(), [s["logits"]], retain_graph=True, allow_unused=True)
+    (post_path,) = torch.autograd.grad(post.sum() + (post**2).sum(), [s["means"]], retain_graph=True)
     assert (dm_path is None or not dm_path.any()) and post_path.abs().sum() > 0
 
 
 def test_iodine_likelihood_and_gradient_inputs_are_float32_under_bf16_autocast(monkeypatch):
     torch.manual_seed(0)
     model = tiny("iodine").build_model()
-    seen: dict[str, list] = {"likelihood": [], "norm_in": [], "norm_out": [], "decoder": [], "refine_in": [],
-                             "refine_out": []}
+    seen: dict[str, list] = {
+        "likelihood": [],
+        "norm_in": [],
+        "norm_out": [],
+        "decoder": [],
+        "refine_in": [],
+        "refine_out": [],
+    }
     real = iodine_mod.logistic_log_prob
 
     def spy(x, mean, scale):
@@ -120,6 +128,7 @@ def test_iodine_likelihood_and_gradient_inputs_are_float32_under_bf16_autocast(m
         return out
 
     monkeypatch.setattr(iodine_mod, "logistic_log_prob", spy)
+
     def on_norm(mod, inputs, out):  # a forward hook must return None (a value would replace the output)
         seen["norm_in"].append(inputs[0].dtype)
         seen["norm_out"].append(out.dtype)
@@ -142,14 +151,19 @@ def test_iodine_likelihood_and_gradient_inputs_are_float32_under_bf16_autocast(m
 
 # -- Slot Attention ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dataset,slot,grid", [("tetrominoes", 32, 41), ("multi_dsprites", 64, 70)])
 def test_slot_attention_decoder_is_emorl_small(dataset, slot, grid):
     """EfficientMORL lib/model.py ImageDecoder "small": grid H+6, 3 x conv5 32 (padding 1) + conv3 (padding 1)."""
     model, _ = _paper_model("slot_attention", dataset)
     convs = [m for m in model.decoder.net if isinstance(m, nn.Conv2d)]
     got = [(m.in_channels, m.out_channels, m.kernel_size, m.padding) for m in convs]
-    assert got == [(slot, 32, (5, 5), (1, 1)), (32, 32, (5, 5), (1, 1)), (32, 32, (5, 5), (1, 1)),
-                   (32, 4, (3, 3), (1, 1))]
+    assert got == [
+        (slot, 32, (5, 5), (1, 1)),
+        (32, 32, (5, 5), (1, 1)),
+        (32, 32, (5, 5), (1, 1)),
+        (32, 4, (3, 3), (1, 1)),
+    ]
     assert sum(isinstance(m, nn.ReLU) for m in model.decoder.net) == 3
     assert model.decoder.pos.grid.shape[:2] == (grid, grid)
     h = SHAPES[dataset][1]
@@ -157,6 +171,7 @@ def test_slot_attention_decoder_is_emorl_small(dataset, slot, grid):
 
 
 # -- MONet -------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dataset", ["multi_dsprites", "tetrominoes"])
 def test_monet_follows_burgess_et_al(dataset):

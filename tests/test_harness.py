@@ -1,4 +1,5 @@
 """The run end to end on a tiny dataset: plugins, resume, failures, records, CLI, external scores."""
+
 import json
 import textwrap
 
@@ -22,20 +23,27 @@ def _render(cfg, seeds):
         r1, r2 = rng.integers(0, 3), rng.integers(7, 9)
         for t in range(T):
             c = min(t, 6)
-            masks[i, t, r1:r1 + 3, c:c + 3] = 1
-            video[i, t, r1:r1 + 3, c:c + 3] = (255, 0, 0)
-            masks[i, t, r2:r2 + 3, c + 1:c + 4] = 2
-            video[i, t, r2:r2 + 3, c + 1:c + 4] = (0, 255, 0)
+            masks[i, t, r1 : r1 + 3, c : c + 3] = 1
+            video[i, t, r1 : r1 + 3, c : c + 3] = (255, 0, 0)
+            masks[i, t, r2 : r2 + 3, c + 1 : c + 4] = 2
+            video[i, t, r2 : r2 + 3, c + 1 : c + 4] = (0, 255, 0)
     return {"video": video, "masks": masks, "objects/n_objects": np.full(n, 2, np.int16)}
 
 
-register_dataset(DatasetSpec(
-    name="_toyrun", version="1.0.0", kind="video", base_config={"frames": 3}, variants={"default": Variant()},
-    default_variant="default", sizes={p: {"train": 6, "val": 2, "test": 4} for p in ("smoke", "quick", "paper")},
-    render=_render,
-))
+register_dataset(
+    DatasetSpec(
+        name="_toyrun",
+        version="1.0.0",
+        kind="video",
+        base_config={"frames": 3},
+        variants={"default": Variant()},
+        default_variant="default",
+        sizes={p: {"train": 6, "val": 2, "test": 4} for p in ("smoke", "quick", "paper")},
+        render=_render,
+    )
+)
 
-PLUGIN = textwrap.dedent('''
+PLUGIN = textwrap.dedent("""
     import dataclasses
     import numpy as np
     from baselines import Method, Prediction, register_method
@@ -59,7 +67,7 @@ PLUGIN = textwrap.dedent('''
             if self.config.mode == "shape":
                 return Prediction(masks=masks[:, 0])
             return Prediction(masks=masks, recon=v.astype(np.float32) / 255.0)
-''')
+""")
 
 
 @pytest.fixture()
@@ -70,9 +78,27 @@ def plugin(tmp_path):
 
 
 def _run(tmp_path, plugin, *extra):
-    return main(["run", "--datasets", "_toyrun", "--methods", "toy_plugin", "--profile", "smoke",
-                 "--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "res"), "--plugin", plugin,
-                 "--no-leaderboard", "--device", "cpu", *extra])
+    return main(
+        [
+            "run",
+            "--datasets",
+            "_toyrun",
+            "--methods",
+            "toy_plugin",
+            "--profile",
+            "smoke",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--results",
+            str(tmp_path / "res"),
+            "--plugin",
+            plugin,
+            "--no-leaderboard",
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
 
 
 def test_registry_roundtrip():
@@ -96,8 +122,16 @@ def test_plugin_method_runs_end_to_end_and_resumes(tmp_path, plugin, capsys):
     assert r["metrics"]["mse"]["value"] == pytest.approx(0.0)
     # smoke scores learned methods on a fixed prefix of 8 frames: 2 of the 4 three-frame test videos
     assert r["metrics"]["fg_ari"]["n"] == 2 and r["n_samples"] == 2 and r["fit_info"]["fitted_on"] == 6
-    for k in ("train_seconds", "eval_seconds", "device", "packages", "git_revision", "config_hash",
-              "dataset_manifest_hash", "created"):
+    for k in (
+        "train_seconds",
+        "eval_seconds",
+        "device",
+        "packages",
+        "git_revision",
+        "config_hash",
+        "dataset_manifest_hash",
+        "created",
+    ):
         assert k in r
     # resume: a second run skips the stored record and leaves it untouched
     before = (tmp_path / "res" / "smoke" / f"{r['run_id']}.json").read_text()
@@ -108,12 +142,34 @@ def test_plugin_method_runs_end_to_end_and_resumes(tmp_path, plugin, capsys):
     assert (tmp_path / "res" / "smoke" / f"{r['run_id']}.json").read_text() == before
 
 
-@pytest.mark.parametrize("mode,phase,text", [("raise", "fit", "boom in fit"), ("nan", "eval", "NaN"),
-                                             ("shape", "eval", "expected [B,T,H,W]")])
+@pytest.mark.parametrize(
+    "mode,phase,text",
+    [("raise", "fit", "boom in fit"), ("nan", "eval", "NaN"), ("shape", "eval", "expected [B,T,H,W]")],
+)
 def test_failing_method_is_recorded_and_others_go_on(tmp_path, plugin, mode, phase, text):
-    code = main(["run", "--datasets", "_toyrun", "--methods", "toy_plugin", "conncomp", "--profile", "smoke",
-                 "--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "res"), "--plugin", plugin,
-                 "--no-leaderboard", "--device", "cpu", "--set", f"toy_plugin.mode=\"{mode}\""])
+    code = main(
+        [
+            "run",
+            "--datasets",
+            "_toyrun",
+            "--methods",
+            "toy_plugin",
+            "conncomp",
+            "--profile",
+            "smoke",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--results",
+            str(tmp_path / "res"),
+            "--plugin",
+            plugin,
+            "--no-leaderboard",
+            "--device",
+            "cpu",
+            "--set",
+            f'toy_plugin.mode="{mode}"',
+        ]
+    )
     assert code == 1  # failures make the exit status non-zero
     recs = {r["method"]: r for r in ResultsStore(tmp_path / "res").records("smoke")}
     assert recs["toy_plugin"]["status"] == "failed" and text in recs["toy_plugin"]["error"]
@@ -191,8 +247,24 @@ def test_score_external_predictions(tmp_path):
     ds = generators.load("_toyrun", "test", profile="smoke", root=tmp_path / "data")
     good = tmp_path / "good.npz"
     np.savez(good, masks=np.asarray(ds.masks).astype(np.int32))
-    code = main(["score", "_toyrun", "--split", "test", "--profile", "smoke", "--predictions", str(good),
-                 "--data-root", str(tmp_path / "data"), "--method", "mine", "--results", str(tmp_path / "res")])
+    code = main(
+        [
+            "score",
+            "_toyrun",
+            "--split",
+            "test",
+            "--profile",
+            "smoke",
+            "--predictions",
+            str(good),
+            "--data-root",
+            str(tmp_path / "data"),
+            "--method",
+            "mine",
+            "--results",
+            str(tmp_path / "res"),
+        ]
+    )
     assert code == 0
     rec = ResultsStore(tmp_path / "res").records("smoke", method="mine")[0]
     assert rec["metrics"]["ari"]["value"] == 1.0
@@ -214,8 +286,23 @@ def test_score_external_predictions(tmp_path):
 def test_export_roundtrip(tmp_path):
     generators.generate("_toyrun", profile="smoke", root=tmp_path / "data")
     out = tmp_path / "x" / "test.npz"
-    assert main(["export", "_toyrun", "--split", "test", "--profile", "smoke", "--out", str(out),
-                 "--data-root", str(tmp_path / "data")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "_toyrun",
+                "--split",
+                "test",
+                "--profile",
+                "smoke",
+                "--out",
+                str(out),
+                "--data-root",
+                str(tmp_path / "data"),
+            ]
+        )
+        == 0
+    )
     z = np.load(out)
     ds = generators.load("_toyrun", "test", profile="smoke", root=tmp_path / "data")
     assert np.array_equal(z["video"], ds.video) and np.array_equal(z["masks"], ds.masks)
@@ -224,19 +311,42 @@ def test_export_roundtrip(tmp_path):
 
 def test_parallel_jobs_run_units_in_processes(tmp_path, plugin):
     """--jobs 2: units run in spawned worker processes (plugins re-imported there), records as usual."""
-    code = main(["run", "--datasets", "tetrominoes", "--methods", "conncomp", "toy_plugin", "--profile", "smoke",
-                 "--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "res"), "--plugin", plugin,
-                 "--no-leaderboard", "--device", "cpu", "--jobs", "2"])
+    code = main(
+        [
+            "run",
+            "--datasets",
+            "tetrominoes",
+            "--methods",
+            "conncomp",
+            "toy_plugin",
+            "--profile",
+            "smoke",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--results",
+            str(tmp_path / "res"),
+            "--plugin",
+            plugin,
+            "--no-leaderboard",
+            "--device",
+            "cpu",
+            "--jobs",
+            "2",
+        ]
+    )
     assert code == 0
     recs = ResultsStore(tmp_path / "res").records("smoke")
     # conncomp: test and protocol320; the toy (learned) method: test only on smoke
     assert sorted((r["method"], r["split"]) for r in recs) == [
-        ("conncomp", "protocol320"), ("conncomp", "test"), ("toy_plugin", "test")]
+        ("conncomp", "protocol320"),
+        ("conncomp", "test"),
+        ("toy_plugin", "test"),
+    ]
     assert all(r["status"] == "ok" for r in recs)
     assert recs[0]["metrics"]["fg_ari"]["value"] > 0.9  # ConnComp on Tetrominoes
 
 
-IMAGE_PLUGIN = textwrap.dedent('''
+IMAGE_PLUGIN = textwrap.dedent("""
     import numpy as np
     from baselines import Method, Prediction, register_method
 
@@ -251,15 +361,35 @@ IMAGE_PLUGIN = textwrap.dedent('''
             # a new id per frame: stable within a frame, arbitrary over time (as image methods are)
             masks = (v[..., 0] > 0).astype(np.int64) + 2 * (v[..., 1] > 0)
             return Prediction(masks=np.where(masks > 0, masks + 2 * (np.arange(len(v)) % 2)[:, None, None, None], 0))
-''')
+""")
 
 
 def test_image_method_is_run_frame_by_frame_on_video(tmp_path):
     p = tmp_path / "image_plugin.py"
     p.write_text(IMAGE_PLUGIN)
-    assert main(["run", "--datasets", "_toyrun", "--methods", "toy_image_only", "--profile", "smoke",
-                 "--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "res"), "--plugin", str(p),
-                 "--no-leaderboard", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--datasets",
+                "_toyrun",
+                "--methods",
+                "toy_image_only",
+                "--profile",
+                "smoke",
+                "--data-root",
+                str(tmp_path / "data"),
+                "--results",
+                str(tmp_path / "res"),
+                "--plugin",
+                str(p),
+                "--no-leaderboard",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     r = ResultsStore(tmp_path / "res").records("smoke")[0]
     assert r["status"] == "ok"
     m = r["metrics"]
@@ -278,8 +408,9 @@ def test_run_remakes_stale_and_corrupt_splits(tmp_path, plugin, monkeypatch, cap
     test_dir = generators.split_dir("_toyrun", "test", profile="smoke", root=tmp_path / "data")
     (test_dir / "masks.npy").write_bytes(b"garbage")
     spec = core._REGISTRY["_toyrun"]
-    monkeypatch.setitem(core._REGISTRY, "_toyrun",
-                        spec.__class__(**{**spec.__dict__, "base_config": {"frames": 3, "note": "changed"}}))
+    monkeypatch.setitem(
+        core._REGISTRY, "_toyrun", spec.__class__(**{**spec.__dict__, "base_config": {"frames": 3, "note": "changed"}})
+    )
     capsys.readouterr()
     assert _run(tmp_path, plugin, "--force") == 0
     err = capsys.readouterr().err

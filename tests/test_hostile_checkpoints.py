@@ -1,5 +1,6 @@
 """Checkpoints are data, never code: a crafted one is refused unrun, a truncated one is a clear error
 naming the file, ``--force`` trains from scratch, and checkpoints stay inside the work dir."""
+
 import errno
 import functools
 import os
@@ -71,8 +72,15 @@ class _Crafted:
 
 def test_a_crafted_checkpoint_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "code_ran"
-    state = {"model": _Crafted(str(marker)), "optimizer": {}, "scheduler": {}, "rng": {}, "step": 0,
-             "curve": [], "seconds": 0.0}
+    state = {
+        "model": _Crafted(str(marker)),
+        "optimizer": {},
+        "scheduler": {},
+        "rng": {},
+        "step": 0,
+        "curve": [],
+        "seconds": 0.0,
+    }
     torch.save(state, tmp_path / CHECKPOINT_NAME)
     with pytest.raises(Exception) as e:
         _train(tmp_path)
@@ -97,11 +105,11 @@ def test_a_checkpoint_changed_after_it_was_written_is_refused(tmp_path):
 def test_a_truncated_or_garbled_checkpoint_is_a_clear_error_naming_it(data):
     good = _good_checkpoint()
     if data.draw(st.booleans(), label="truncate"):
-        bad = good[:data.draw(st.integers(0, len(good) - 1), label="cut")]
+        bad = good[: data.draw(st.integers(0, len(good) - 1), label="cut")]
     else:  # overwrite a random stretch with random bytes: it may still load (weights are not checksummed)
         at = data.draw(st.integers(0, len(good) - 1), label="at")
-        junk = data.draw(st.binary(min_size=1, max_size=64), label="junk")[:len(good) - at]
-        bad = good[:at] + junk + good[at + len(junk):]
+        junk = data.draw(st.binary(min_size=1, max_size=64), label="junk")[: len(good) - at]
+        bad = good[:at] + junk + good[at + len(junk) :]
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / CHECKPOINT_NAME
         path.write_bytes(bad)
@@ -133,24 +141,32 @@ def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint_and_leaves_no
 
 # ------------------------------------------------------------------------------ through the run
 
+
 def _render(cfg, seeds):
     n = len(seeds)
     video = np.zeros((n, 1, 8, 8, 3), np.uint8)
     masks = np.zeros((n, 1, 8, 8), np.uint8)
     for i, s in enumerate(seeds):
         r, c = np.random.default_rng(int(s)).integers(0, 5, 2)
-        video[i, 0, r:r + 3, c:c + 3] = (0, 255, 0)
-        masks[i, 0, r:r + 3, c:c + 3] = 1
+        video[i, 0, r : r + 3, c : c + 3] = (0, 255, 0)
+        masks[i, 0, r : r + 3, c : c + 3] = 1
     return {"video": video, "masks": masks, "objects/n_objects": np.ones(n, np.int16)}
 
 
-register_dataset(DatasetSpec(
-    name="_toyckpt", version="1.0.0", kind="image", base_config={}, variants={"default": Variant()},
-    default_variant="default", sizes={p: {"train": 4, "val": 2, "test": 2} for p in ("smoke", "quick", "paper")},
-    render=_render,
-))
+register_dataset(
+    DatasetSpec(
+        name="_toyckpt",
+        version="1.0.0",
+        kind="image",
+        base_config={},
+        variants={"default": Variant()},
+        default_variant="default",
+        sizes={p: {"train": 4, "val": 2, "test": 2} for p in ("smoke", "quick", "paper")},
+        render=_render,
+    )
+)
 
-PLUGIN = textwrap.dedent('''
+PLUGIN = textwrap.dedent("""
     import dataclasses
     import torch
     from torch import nn
@@ -186,7 +202,7 @@ PLUGIN = textwrap.dedent('''
             p = super().predict(batch)
             p.recon = None  # keeps the test fast: no LPIPS
             return p
-''')
+""")
 
 
 @pytest.fixture()
@@ -197,10 +213,30 @@ def plugin(tmp_path):
 
 
 def _run(tmp_path, plugin, *extra):
-    return main(["run", "--datasets", "_toyckpt", "--methods", "tiny_learned", "--profile", "smoke",
-                 "--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "res"), "--plugin", plugin,
-                 "--work-dir", str(tmp_path / "runs"), "--no-leaderboard", "--no-progress", "--device", "cpu",
-                 *extra])
+    return main(
+        [
+            "run",
+            "--datasets",
+            "_toyckpt",
+            "--methods",
+            "tiny_learned",
+            "--profile",
+            "smoke",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--results",
+            str(tmp_path / "res"),
+            "--plugin",
+            plugin,
+            "--work-dir",
+            str(tmp_path / "runs"),
+            "--no-leaderboard",
+            "--no-progress",
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
 
 
 def _record(tmp_path) -> dict:
@@ -229,7 +265,7 @@ def test_a_bad_checkpoint_fails_its_unit_naming_the_file_and_force_recovers(tmp_
     ck = _checkpoint(tmp_path)
     marker = tmp_path / "code_ran"
     if damage == "truncated":
-        ck.write_bytes(ck.read_bytes()[:len(ck.read_bytes()) // 2])
+        ck.write_bytes(ck.read_bytes()[: len(ck.read_bytes()) // 2])
     else:
         torch.save({"model": _Crafted(str(marker))}, ck)
     for rec in (tmp_path / "res").rglob("*.json"):

@@ -4,6 +4,7 @@ leaves the store whole: the old split intact, no temporary folder behind.
 
 Subprocess tests import this module to get the toy datasets (``python -c 'import tests.test_hostile_data'``).
 """
+
 import errno
 import json
 import os
@@ -42,19 +43,38 @@ def _render(cfg, seeds):
         nobj[i] = k
         for j in range(k):
             r, c = rng.integers(0, S - 2, 2)
-            masks[i, :, r:r + 2, c:c + 2] = j + 1
-            video[i, :, r:r + 2, c:c + 2] = 100 + 50 * j
+            masks[i, :, r : r + 2, c : c + 2] = j + 1
+            video[i, :, r : r + 2, c : c + 2] = 100 + 50 * j
     return {"video": video, "masks": masks, "objects/n_objects": nobj}
 
 
-register_dataset(DatasetSpec(
-    name=NAME, version="1.0.0", kind="image", base_config={"size": 8},
-    variants={"a": Variant(), "b": Variant(config={"note": "b"})}, default_variant="a",
-    sizes={p: {"train": 10, "test": 7} for p in core.PROFILES}, render=_render, chunk=3))
+register_dataset(
+    DatasetSpec(
+        name=NAME,
+        version="1.0.0",
+        kind="image",
+        base_config={"size": 8},
+        variants={"a": Variant(), "b": Variant(config={"note": "b"})},
+        default_variant="a",
+        sizes={p: {"train": 10, "test": 7} for p in core.PROFILES},
+        render=_render,
+        chunk=3,
+    )
+)
 # 28 samples of 128x128x3 + masks: about 1.8 MB, so a 3 MB disk holds one copy but not two
-register_dataset(DatasetSpec(
-    name=BIG, version="1.0.0", kind="image", base_config={"size": 128}, variants={"a": Variant()},
-    default_variant="a", sizes={p: {"train": 28} for p in core.PROFILES}, render=_render, chunk=8))
+register_dataset(
+    DatasetSpec(
+        name=BIG,
+        version="1.0.0",
+        kind="image",
+        base_config={"size": 128},
+        variants={"a": Variant()},
+        default_variant="a",
+        sizes={p: {"train": 28} for p in core.PROFILES},
+        render=_render,
+        chunk=8,
+    )
+)
 
 
 def _hidden(parent: Path) -> list[str]:
@@ -64,11 +84,18 @@ def _hidden(parent: Path) -> list[str]:
 def _child(code: str, *args, **kw) -> subprocess.Popen:
     """A Python process with this module imported (the toy datasets registered); ``args`` -> sys.argv[1:]."""
     pre = f"import sys; sys.path.insert(0, {str(REPO)!r}); import tests.test_hostile_data as t, generators\n"
-    return subprocess.Popen([sys.executable, "-c", pre + code, *map(str, args)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-c", pre + code, *map(str, args)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 # ----------------------------------------------------------------------------- 5: manifest fields
+
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
@@ -108,22 +135,39 @@ def _assert_refused_then_remade(root, *, fragment=None, remake=True):
     return msg
 
 
-@pytest.mark.parametrize("edit, fragment", [
-    (lambda m: m.update(count=3), "count is 3"),            # was: 'verified', scored on 3 of 7 samples
-    (lambda m: m.update(count=1000), "count is 1000"),      # was: 'verified', len 1000, the method blamed
-    (lambda m: m["files"].pop("video.npy"), "files lists"),  # was: KeyError traceback
-    (lambda m: m.update(kind="video"), "kind is 'video'"),  # was: tracking metrics on an image set
-    (lambda m: m.update(version="1.0.1"), "version"),
-    (lambda m: m.update(variant="b"), "variant"),
-    (lambda m: m.update(profile="quick"), "profile"),
-    (lambda m: m.update(split="train"), "split"),
-    (lambda m: m.update(generator="tetrominoes"), "generator"),
-    (lambda m: m["files"]["masks.npy"].update(shape=[7, 1, 8, 9]), "masks.npy"),
-    (lambda m: m["files"]["masks.npy"].update(dtype="<i8"), "masks.npy"),
-    (lambda m: m["config"].update(size=9), "different config"),
-    (lambda m: m.update(seed_key="other"), "seed_key"),
-], ids=["count-fewer", "count-more", "files-entry-removed", "kind", "version", "variant", "profile", "split",
-        "generator", "shape", "dtype", "config", "seed_key"])
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        (lambda m: m.update(count=3), "count is 3"),  # was: 'verified', scored on 3 of 7 samples
+        (lambda m: m.update(count=1000), "count is 1000"),  # was: 'verified', len 1000, the method blamed
+        (lambda m: m["files"].pop("video.npy"), "files lists"),  # was: KeyError traceback
+        (lambda m: m.update(kind="video"), "kind is 'video'"),  # was: tracking metrics on an image set
+        (lambda m: m.update(version="1.0.1"), "version"),
+        (lambda m: m.update(variant="b"), "variant"),
+        (lambda m: m.update(profile="quick"), "profile"),
+        (lambda m: m.update(split="train"), "split"),
+        (lambda m: m.update(generator="tetrominoes"), "generator"),
+        (lambda m: m["files"]["masks.npy"].update(shape=[7, 1, 8, 9]), "masks.npy"),
+        (lambda m: m["files"]["masks.npy"].update(dtype="<i8"), "masks.npy"),
+        (lambda m: m["config"].update(size=9), "different config"),
+        (lambda m: m.update(seed_key="other"), "seed_key"),
+    ],
+    ids=[
+        "count-fewer",
+        "count-more",
+        "files-entry-removed",
+        "kind",
+        "version",
+        "variant",
+        "profile",
+        "split",
+        "generator",
+        "shape",
+        "dtype",
+        "config",
+        "seed_key",
+    ],
+)
 def test_manifest_field_edits_are_refused(pristine, tmp_path, edit, fragment):
     root = _copy(pristine, tmp_path)
     _edit_manifest(root, edit)
@@ -131,22 +175,61 @@ def test_manifest_field_edits_are_refused(pristine, tmp_path, edit, fragment):
 
 
 # every manifest field but seconds (the one free field: any time >= 0)
-_KEYS = ["config", "count", "files", "format", "generator", "kind", "profile", "seed_key", "seed_rule", "split",
-         "variant", "version"]
+_KEYS = [
+    "config",
+    "count",
+    "files",
+    "format",
+    "generator",
+    "kind",
+    "profile",
+    "seed_key",
+    "seed_rule",
+    "split",
+    "variant",
+    "version",
+]
 _FILE_KEYS = ["bytes", "dtype", "key", "sha256", "shape"]
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
-                     max_leaves=5)
-_near = st.sampled_from([6, 8, 0, -1, 7.0, "7", True, "video", "image", "train", "quick", "b", "1.0.1", 2,
-                         [7, 1, 8, 8, 3], "|u1", "<i2", "0" * 64, [], {}])
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+    max_leaves=5,
+)
+_near = st.sampled_from(
+    [
+        6,
+        8,
+        0,
+        -1,
+        7.0,
+        "7",
+        True,
+        "video",
+        "image",
+        "train",
+        "quick",
+        "b",
+        "1.0.1",
+        2,
+        [7, 1, 8, 8, 3],
+        "|u1",
+        "<i2",
+        "0" * 64,
+        [],
+        {},
+    ]
+)
 _edits = st.one_of(
     st.tuples(st.just("set"), st.sampled_from(_KEYS), _json | _near),
     st.tuples(st.just("drop"), st.sampled_from(_KEYS + ["seconds"]), st.none()),
     st.tuples(st.just("add"), st.text(min_size=1, max_size=6), _json),
     st.tuples(st.just("file_drop"), st.sampled_from(["video.npy", "masks.npy", "objects.n_objects.npy"]), st.none()),
     st.tuples(st.just("file_add"), st.sampled_from(["extra.npy", "../x.npy", "/etc/passwd", "objects.pos.npy"]), _json),
-    st.tuples(st.just("file_set"), st.tuples(st.sampled_from(["video.npy", "masks.npy", "objects.n_objects.npy"]),
-                                             st.sampled_from(_FILE_KEYS)), _json | _near),
+    st.tuples(
+        st.just("file_set"),
+        st.tuples(st.sampled_from(["video.npy", "masks.npy", "objects.n_objects.npy"]), st.sampled_from(_FILE_KEYS)),
+        _json | _near,
+    ),
     st.tuples(st.just("config_set"), st.sampled_from(["size", "split", "note", "new"]), _json | _near),
 )
 
@@ -184,13 +267,15 @@ def _rewrite_npy(folder: Path, fn: str, array, *, fix_manifest: dict | None = No
     """Replace one array and, like a careful tamperer, update its sha256 and size in the manifest."""
     np.save(folder / fn, array, allow_pickle=True)
     man = json.loads((folder / "manifest.json").read_text())
-    man["files"][fn].update(sha256=core.sha256_file(folder / fn), bytes=(folder / fn).stat().st_size,
-                            **(fix_manifest or {}))
+    man["files"][fn].update(
+        sha256=core.sha256_file(folder / fn), bytes=(folder / fn).stat().st_size, **(fix_manifest or {})
+    )
     (folder / "manifest.json").write_text(json.dumps(man))
 
 
-@pytest.mark.parametrize("damage", ["fewer-rows", "wider-dtype", "object-dtype", "fortran", "extra-file",
-                                    "symlink", "garbage-header"])
+@pytest.mark.parametrize(
+    "damage", ["fewer-rows", "wider-dtype", "object-dtype", "fortran", "extra-file", "symlink", "garbage-header"]
+)
 def test_arrays_disagreeing_with_the_manifest_are_refused(pristine, tmp_path, damage):
     """Checksums that match do not make a split valid: each header must say what the generator writes."""
     root = _copy(pristine, tmp_path)
@@ -215,8 +300,9 @@ def test_arrays_disagreeing_with_the_manifest_are_refused(pristine, tmp_path, da
         _rewrite_npy(folder, "masks.npy", masks)
         (folder / "masks.npy").write_bytes(b"\x93NUMPY\x01\x00\x10\x00{'descr': oops}  \n" + raw[64:])
         man = json.loads((folder / "manifest.json").read_text())
-        man["files"]["masks.npy"].update(sha256=core.sha256_file(folder / "masks.npy"),
-                                         bytes=(folder / "masks.npy").stat().st_size)
+        man["files"]["masks.npy"].update(
+            sha256=core.sha256_file(folder / "masks.npy"), bytes=(folder / "masks.npy").stat().st_size
+        )
         (folder / "manifest.json").write_text(json.dumps(man))
     _assert_refused_then_remade(root)
 
@@ -300,8 +386,11 @@ def test_regeneration_never_leaves_readers_without_a_split(tmp_path):
     root, go = tmp_path / "data", tmp_path / "go"
     generators.generate_split(NAME, "train", profile="smoke", root=root)
     outs = [tmp_path / "w1.json", tmp_path / "w2.json", tmp_path / "r.json"]
-    procs = [_child(_WRITER, root, go, outs[0], 10), _child(_WRITER, root, go, outs[1], 10),
-             _child(_READER, root, go, outs[2], outs[0], outs[1])]
+    procs = [
+        _child(_WRITER, root, go, outs[0], 10),
+        _child(_WRITER, root, go, outs[1], 10),
+        _child(_READER, root, go, outs[2], outs[0], outs[1]),
+    ]
     try:
         deadline = time.time() + 60
         while not all(Path(f"{o}.ready").exists() for o in outs):
@@ -363,13 +452,13 @@ def test_sweep_keeps_live_and_foreign_writers_and_restores_a_cut_swap(tmp_path):
     final = generators.generate_split(NAME, "train", profile="smoke", root=root)
     parent = final.parent
     host, me = core._host(), os.getpid()
-    live = parent / f".train.tmp-{host}-{me}-{core._start_ticks(me)}-0a0a0a0a"      # this process: alive
-    foreign = parent / f".train.tmp-otherhost-{_dead_pid()}-0-0b0b0b0b"             # touched a moment ago
-    foreign_stale = parent / f".train.tmp-otherhost-{_dead_pid()}-0-0f0f0f0f"       # no heartbeat for 2 hours
-    dead = parent / f".test.tmp-{host}-{_dead_pid()}-0-0c0c0c0c"                    # its writer is gone
+    live = parent / f".train.tmp-{host}-{me}-{core._start_ticks(me)}-0a0a0a0a"  # this process: alive
+    foreign = parent / f".train.tmp-otherhost-{_dead_pid()}-0-0b0b0b0b"  # touched a moment ago
+    foreign_stale = parent / f".train.tmp-otherhost-{_dead_pid()}-0-0f0f0f0f"  # no heartbeat for 2 hours
+    dead = parent / f".test.tmp-{host}-{_dead_pid()}-0-0c0c0c0c"  # its writer is gone
     reused = parent / f".test.tmp-{host}-{me}-{core._start_ticks(me) + 1}-0d0d0d0d"  # pid reused by another process
-    legacy_old = parent / ".train.tmp-abcd_123"                                      # earlier versions' name, 2 days old
-    legacy_new = parent / ".test.tmp-wxyz_789"                                       # ... written a moment ago
+    legacy_old = parent / ".train.tmp-abcd_123"  # earlier versions' name, 2 days old
+    legacy_new = parent / ".test.tmp-wxyz_789"  # ... written a moment ago
     unrelated = parent / ".keep-me"
     for p in (live, foreign, foreign_stale, dead, reused, legacy_old, legacy_new, unrelated):
         p.mkdir()
@@ -387,8 +476,11 @@ def test_sweep_keeps_live_and_foreign_writers_and_restores_a_cut_swap(tmp_path):
 
 
 @SETTINGS
-@given(names=st.lists(st.from_regex(r"\.[a-z0-9_.-]{1,30}", fullmatch=True).filter(lambda n: n != ".."),
-                      max_size=6, unique=True))
+@given(
+    names=st.lists(
+        st.from_regex(r"\.[a-z0-9_.-]{1,30}", fullmatch=True).filter(lambda n: n != ".."), max_size=6, unique=True
+    )
+)
 def test_sweep_removes_nothing_it_cannot_prove_orphaned(names):
     with tempfile.TemporaryDirectory() as d:
         parent = Path(d)

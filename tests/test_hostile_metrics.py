@@ -7,6 +7,7 @@ semantic confusion, Hungarian clustering, CLEAR-MOT tables) are refused above
 ``metrics._checks.MAX_TABLE_CELLS`` with a ValueError stating the limit, and ids beyond int64 are
 named as such.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,7 +26,6 @@ from sklearn.metrics import adjusted_rand_score
 
 import metrics as M
 import metrics._checks as checks
-import metrics.clustering as clu
 import metrics.segmentation as seg
 
 SETTINGS = settings(max_examples=30, deadline=None)

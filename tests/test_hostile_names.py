@@ -5,6 +5,7 @@ writing anything. A plugin may not take a built-in method's name unasked, and a 
 leaves the registry as it was. ``score`` never overwrites a record unasked, and reads only the arrays it
 needs from a predictions file, refusing a member that declares more than the split can need.
 """
+
 import contextlib
 import hashlib
 import io
@@ -37,16 +38,23 @@ def _render(cfg, seeds):
     masks = np.zeros((n, T, S, S), np.uint8)
     for i, s in enumerate(seeds):
         r = int(s % 4)
-        video[i, :, r:r + 3, 1:4] = (255, 0, 0)
-        masks[i, :, r:r + 3, 1:4] = 1
+        video[i, :, r : r + 3, 1:4] = (255, 0, 0)
+        masks[i, :, r : r + 3, 1:4] = 1
     return {"video": video, "masks": masks, "objects/n_objects": np.ones(n, np.int16)}
 
 
-register_dataset(DatasetSpec(
-    name=TOY, version="1.0.0", kind="video", base_config={}, variants={"default": Variant()},
-    default_variant="default", sizes={p: {"train": 4, "val": 2, "test": N} for p in ("smoke", "quick", "paper")},
-    render=_render,
-))
+register_dataset(
+    DatasetSpec(
+        name=TOY,
+        version="1.0.0",
+        kind="video",
+        base_config={},
+        variants={"default": Variant()},
+        default_variant="default",
+        sizes={p: {"train": 4, "val": 2, "test": N} for p in ("smoke", "quick", "paper")},
+        render=_render,
+    )
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +67,14 @@ def world(tmp_path_factory):
     np.savez(preds, masks=np.asarray(ds.masks).astype(np.int32))
     (root / "cwd").mkdir()
     # the store lies deep enough that '../../../x' from its profile folder still lands in the sandbox
-    w = {"root": root, "data": root / "data", "res": root / "deep" / "er" / "res", "preds": preds,
-         "cwd": root / "cwd", "gt": np.asarray(ds.masks)}
+    w = {
+        "root": root,
+        "data": root / "data",
+        "res": root / "deep" / "er" / "res",
+        "preds": preds,
+        "cwd": root / "cwd",
+        "gt": np.asarray(ds.masks),
+    }
     assert _main(w, "score", TOY, "--method", "seeded", "--predictions", str(preds))[0] == 0
     (w["res"] / "smoke" / "handmade.json").write_text('{"run_id": "x"}\n')  # even a corrupt one stays
     return w
@@ -105,8 +119,7 @@ def _main(w, cmd, *args):
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else b"<dir>")
-            for p in sorted(root.rglob("*"))}
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else b"<dir>") for p in sorted(root.rglob("*"))}
 
 
 def _one_error_line(err: str, *words: str) -> None:
@@ -116,11 +129,11 @@ def _one_error_line(err: str, *words: str) -> None:
         assert word in lines[0], err
 
 
-UNSAFE = ["../../../evil", "a/b", "<script>alert(1)</script>", "", ".hidden", "a__b", "Conncomp", "x" * 49,
-          "ABSOLUTE"]
+UNSAFE = ["../../../evil", "a/b", "<script>alert(1)</script>", "", ".hidden", "a__b", "Conncomp", "x" * 49, "ABSOLUTE"]
 
 
 # ------------------------------------------------------------------------------ 1. names at the CLI
+
 
 @pytest.mark.parametrize("name", UNSAFE)
 def test_score_refuses_unsafe_method_names_and_writes_nothing(world, name):
@@ -166,12 +179,15 @@ def test_every_cli_entry_refuses_unsafe_names(world, argv):
     assert _tree(world["root"]) == before
 
 
-@pytest.mark.parametrize("argv, words", [
-    (("score", TOY, "--split", "nope", "--predictions", "P"), "valid splits"),
-    (("run", "--methods", "nope", "--datasets", TOY, "--no-leaderboard"), "valid methods"),
-    (("run", "--datasets", f"{TOY}:nope", "--no-leaderboard"), "valid variants"),
-    (("generate", "nope"), "valid datasets"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (("score", TOY, "--split", "nope", "--predictions", "P"), "valid splits"),
+        (("run", "--methods", "nope", "--datasets", TOY, "--no-leaderboard"), "valid methods"),
+        (("run", "--datasets", f"{TOY}:nope", "--no-leaderboard"), "valid variants"),
+        (("generate", "nope"), "valid datasets"),
+    ],
+)
 def test_unknown_but_safe_names_keep_their_messages(world, argv, words):
     argv = [str(world["preds"]) if a == "P" else a for a in argv]
     code, _, err = _main(world, *argv)
@@ -187,6 +203,7 @@ NAMES = st.one_of(st.text(max_size=12), st.text(alphabet="ab_.-/\\<>:*$ A\n", ma
 @example(cmd="score", name="../../../evil")
 @example(cmd="score", name="ok.name-1")
 @example(cmd="run", name="a/b")
+@example(cmd="run", name="--")  # argparse reads `--methods=--` as an empty list
 @example(cmd="results", name="../smoke")
 def test_random_names_never_leave_the_store(world, cmd, name):
     if cmd == "score":
@@ -220,14 +237,16 @@ def test_random_names_never_leave_the_store(world, cmd, name):
 
 # ------------------------------------------------------------------------------ 1 + 2. plugins
 
+
 def _plugin(tmp_path, body: str, name: str = "plug.py") -> Path:
     p = tmp_path / name
-    p.write_text("import numpy as np\nfrom baselines import Method, Prediction, register_method\n"
-                 + textwrap.dedent(body))
+    p.write_text(
+        "import numpy as np\nfrom baselines import Method, Prediction, register_method\n" + textwrap.dedent(body)
+    )
     return p
 
 
-CC_PLUGIN = '''
+CC_PLUGIN = """
 @register_method("also_new", kinds={"video", "image", "colour", "binary"}, learned=False)
 class New(Method):
     def fit(self, train, val, ctx):
@@ -239,12 +258,14 @@ class New(Method):
 @register_method("conncomp", kinds={"video", "image", "colour", "binary"}, learned=False)
 class Fake(New):
     pass
-'''
+"""
 
 
 @pytest.mark.parametrize("bad", ["../../../evil", "a/b", "<script>x</script>"])
 def test_plugin_registering_an_unsafe_name_is_refused(tmp_path, registry, bad):
-    p = _plugin(tmp_path, f'''
+    p = _plugin(
+        tmp_path,
+        f"""
         @register_method("fine_one", kinds={{"video"}})
         class A(Method):
             pass
@@ -252,7 +273,8 @@ def test_plugin_registering_an_unsafe_name_is_refused(tmp_path, registry, bad):
         @register_method({bad!r}, kinds={{"video"}})
         class B(Method):
             pass
-    ''')
+    """,
+    )
     before = methods()
     with pytest.raises(MethodError, match="invalid method name"):
         load_plugin(p)
@@ -271,14 +293,17 @@ def test_plugin_cannot_replace_a_builtin_unasked(world, tmp_path, registry):
     code, _, err = _main({"cwd": tmp_path}, "methods", "--plugin", str(p))
     assert code == 2
     _one_error_line(err, "conncomp", "--replace-builtin")
-    code, _, err = _main(dict(world, cwd=tmp_path), "run", "--methods", "also_new", "--plugin", str(p),
-                         "--datasets", TOY)
+    code, _, err = _main(
+        dict(world, cwd=tmp_path), "run", "--methods", "also_new", "--plugin", str(p), "--datasets", TOY
+    )
     assert code == 2
     _one_error_line(err, "--replace-builtin")
 
 
 def test_plugin_that_swallows_the_refusal_is_refused_all_the_same(tmp_path, registry):
-    p = _plugin(tmp_path, '''
+    p = _plugin(
+        tmp_path,
+        """
         import baselines.base as b
 
         class Fake(Method):
@@ -290,7 +315,8 @@ def test_plugin_that_swallows_the_refusal_is_refused_all_the_same(tmp_path, regi
             pass
         b._METHODS["conncomp"] = Fake
         register_method("swallower", kinds={"video"})(type("S", (Method,), {}))
-    ''')
+    """,
+    )
     cc = methods()["conncomp"]
     with pytest.raises(MethodError, match="built-in"):
         load_plugin(p)
@@ -299,13 +325,16 @@ def test_plugin_that_swallows_the_refusal_is_refused_all_the_same(tmp_path, regi
 
 @pytest.mark.parametrize("tail", ["raise RuntimeError('half way')", "import sys; sys.exit(3)"])
 def test_plugin_failing_half_way_leaves_the_registry_as_it_was(tmp_path, registry, tail):
-    p = _plugin(tmp_path, f'''
+    p = _plugin(
+        tmp_path,
+        f"""
         @register_method("half_a", kinds={{"video"}})
         class A(Method):
             pass
 
         {tail}
-    ''')
+    """,
+    )
     before = methods()
     with pytest.raises(MethodError, match="failed to import"):
         load_plugin(p)
@@ -329,9 +358,15 @@ def test_replace_builtin_when_asked_and_records_say_which_file(world, tmp_path, 
     bb._restore(*fresh)
     bb._PLUGINS.clear()
     assert methods()["conncomp"].__module__ == "baselines.conncomp"
-    opts = runner.RunOptions(profile="smoke", results=tmp_path / "res", data_root=str(world["data"]),
-                             work_dir=tmp_path / "runs", plugins=(str(p.resolve()),), replace_builtin=True,
-                             progress=False)
+    opts = runner.RunOptions(
+        profile="smoke",
+        results=tmp_path / "res",
+        data_root=str(world["data"]),
+        work_dir=tmp_path / "runs",
+        plugins=(str(p.resolve()),),
+        replace_builtin=True,
+        progress=False,
+    )
     recs = runner.run_unit(runner.Unit("conncomp", TOY, "default", 0), opts, log=lambda s: None)
     assert recs and all(r["status"] == "ok" for r in recs)
     assert methods()["conncomp"].__name__ == "Fake"
@@ -340,6 +375,7 @@ def test_replace_builtin_when_asked_and_records_say_which_file(world, tmp_path, 
 
 
 # ------------------------------------------------------------------------------ 2. score never overwrites unasked
+
 
 def test_score_refuses_a_registered_method_name_unless_overwrite(world, tmp_path):
     w = dict(world, res=tmp_path / "res")
@@ -350,8 +386,11 @@ def test_score_refuses_a_registered_method_name_unless_overwrite(world, tmp_path
     code, _, err = _main(w, "score", TOY, "--method", "conncomp", "--predictions", str(w["preds"]), "--overwrite")
     assert code == 0, err
     rec = json.loads(next((tmp_path / "res" / "smoke").glob("conncomp__*.json")).read_text())
-    assert rec["origin"] == {"kind": "external", "predictions": "preds.npz",
-                             "sha256": hashlib.sha256(w["preds"].read_bytes()).hexdigest()}
+    assert rec["origin"] == {
+        "kind": "external",
+        "predictions": "preds.npz",
+        "sha256": hashlib.sha256(w["preds"].read_bytes()).hexdigest(),
+    }
 
 
 def test_score_refuses_to_replace_a_stored_record_unless_overwrite(world, tmp_path):
@@ -373,8 +412,9 @@ def test_score_refuses_to_replace_a_stored_record_unless_overwrite(world, tmp_pa
 
 # ------------------------------------------------------------------------------ 4. predictions files
 
+
 def _npy_header(shape, dtype) -> bytes:
-    d = "{'descr': %r, 'fortran_order': False, 'shape': %r, }" % (np.dtype(dtype).str, tuple(shape))
+    d = f"{{'descr': {np.dtype(dtype).str!r}, 'fortran_order': False, 'shape': {tuple(shape)!r}, }}"
     d += " " * (63 - (10 + len(d)) % 64) + "\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(d)) + d.encode("latin1")
 
@@ -399,8 +439,29 @@ def _zip(path: Path, members: list[tuple[str, bytes, int, int]]) -> Path:
     local, central = bytearray(), bytearray()
     for name, stream, crc, size in members:
         n = name.encode()
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, len(stream), size,
-                               len(n), 0, 0, 0, 0, 0, len(local)) + n
+        central += (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                8,
+                0,
+                0x21,
+                crc,
+                len(stream),
+                size,
+                len(n),
+                0,
+                0,
+                0,
+                0,
+                0,
+                len(local),
+            )
+            + n
+        )
         local += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(stream), size, len(n), 0)
         local += n + stream
     eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(local), 0)

@@ -2,6 +2,7 @@
 resume; each is reported by its path and skipped. Names from records are escaped on the page and in
 the figures, and figure files stay in their folder. Records are written world-readable.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,10 +29,22 @@ PROFILE = "smoke"
 
 def record(method="conncomp", seed=0, *, split="test", value=0.9, dataset="tetrominoes", **extra) -> dict:
     rid = f"{method}__{dataset}__default__{split}__s{seed}__{PROFILE}"  # run_id() would refuse hostile names
-    rec = {"run_id": rid, "status": "ok", "error": None,
-           "method": method, "dataset": dataset, "variant": "default", "split": split, "seed": seed,
-           "profile": PROFILE, "metrics": {"fg_ari": {"value": value, "n": 32, "n_skipped": 0}},
-           "by_length": {}, "train_seconds": 1.0, "created": "2026-01-01T00:00:00Z", "schema": 1}
+    rec = {
+        "run_id": rid,
+        "status": "ok",
+        "error": None,
+        "method": method,
+        "dataset": dataset,
+        "variant": "default",
+        "split": split,
+        "seed": seed,
+        "profile": PROFILE,
+        "metrics": {"fg_ari": {"value": value, "n": 32, "n_skipped": 0}},
+        "by_length": {},
+        "train_seconds": 1.0,
+        "created": "2026-01-01T00:00:00Z",
+        "schema": 1,
+    }
     rec.update(extra)
     return rec
 
@@ -108,11 +121,22 @@ def _bad(kind: str, root: Path, seed: int = 9) -> Path:
     return put(root, bad)
 
 
-KINDS = ["seed_string", "metric_string", "metrics_list", "folder", "dangling_link", "mathtext_method",
-         "other_runs_name", "not_utf8", "deep_nesting", "huge_number"]
+KINDS = [
+    "seed_string",
+    "metric_string",
+    "metrics_list",
+    "folder",
+    "dangling_link",
+    "mathtext_method",
+    "other_runs_name",
+    "not_utf8",
+    "deep_nesting",
+    "huge_number",
+]
 
 
 # ------------------------------------------------------------------------ item 6: store, leaderboard, CLI
+
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_store_reports_each_bad_record_by_path_and_the_leaderboard_builds(tmp_path, kind):
@@ -120,8 +144,7 @@ def test_store_reports_each_bad_record_by_path_and_the_leaderboard_builds(tmp_pa
     bad = _bad(kind, tmp_path)
     store = ResultsStore(tmp_path)
     assert sorted(r["seed"] for r in store.records(PROFILE)) == [0, 1, 2]
-    assert len(store.problems) == 1 and store.problems[0].startswith(f"{bad}: invalid record skipped ("), \
-        store.problems
+    assert len(store.problems) == 1 and store.problems[0].startswith(f"{bad}: invalid record skipped ("), store.problems
     with few_paper_rows():
         rc, out, err = run_cli("leaderboard", "--results", str(tmp_path))
     assert rc == 0, err
@@ -155,9 +178,11 @@ def test_resume_does_not_count_an_invalid_record_as_done(tmp_path):
     store = ResultsStore(tmp_path)
     assert runner.unit_done(unit, opts, store)  # control: valid records are done
     rid = run_id("conncomp", "tetrominoes", "default", splits[-1], 0, PROFILE)
-    for broken in (record(split=splits[-1], seed="0", run_id=rid),          # valid JSON, wrong type
-                   record(split=splits[-1], metrics=[1]),                    # metrics not a dict
-                   record(seed=5, split=splits[-1])):                        # another run's record
+    for broken in (
+        record(split=splits[-1], seed="0", run_id=rid),  # valid JSON, wrong type
+        record(split=splits[-1], metrics=[1]),  # metrics not a dict
+        record(seed=5, split=splits[-1]),
+    ):  # another run's record
         put(tmp_path, broken, name=rid)
         store = ResultsStore(tmp_path)
         assert not runner.unit_done(unit, opts, store)
@@ -167,8 +192,19 @@ def test_resume_does_not_count_an_invalid_record_as_done(tmp_path):
 
 def test_run_prints_its_summary_when_the_leaderboard_step_fails(tmp_path):
     summary = {"planned": 1, "skipped": 0, "ran": 1, "ok": 1, "failed": 0, "seconds": 1.0, "failures": []}
-    args = ["run", "--methods", "conncomp", "--datasets", "tetrominoes", "--profile", PROFILE,
-            "--results", str(tmp_path), "--device", "cpu"]
+    args = [
+        "run",
+        "--methods",
+        "conncomp",
+        "--datasets",
+        "tetrominoes",
+        "--profile",
+        PROFILE,
+        "--results",
+        str(tmp_path),
+        "--device",
+        "cpu",
+    ]
     good_store(tmp_path)
     _bad("mathtext_method", tmp_path, seed=10)
     _bad("seed_string", tmp_path, seed=11)
@@ -185,10 +221,17 @@ def test_run_prints_its_summary_when_the_leaderboard_step_fails(tmp_path):
 
 # ------------------------------------------------------------------------ item 6: leaderboard.build API
 
+
 def test_build_skips_invalid_records_and_reports_each(tmp_path):
     good = [record(seed=s) for s in range(3)]
-    bad = [record(seed="0"), {"status": "ok"}, record(seed=4, metrics={"fg_ari": {"value": [1]}}), "not a dict",
-           record(seed=5, by_length={"fg_ari": {"ten": 0.5}}), record(seed=6, dataset="d\x00")]
+    bad = [
+        record(seed="0"),
+        {"status": "ok"},
+        record(seed=4, metrics={"fg_ari": {"value": [1]}}),
+        "not a dict",
+        record(seed=5, by_length={"fg_ari": {"ten": 0.5}}),
+        record(seed=6, dataset="d\x00"),
+    ]
     problems: list[str] = []
     with few_paper_rows():
         paths = leaderboard.build(good + bad, tmp_path, problems=problems)
@@ -203,19 +246,22 @@ def test_build_skips_invalid_records_and_reports_each(tmp_path):
         leaderboard.aggregate(good + bad[:1])
 
 
-@pytest.mark.parametrize("rec, reason", [
-    (record(seed="0"), r"^seed: expected a 64-bit integer, got '0'$"),
-    (record(seed=2**64), r"^seed: expected a 64-bit integer"),
-    (record(status="done"), r"^status: expected one of"),
-    (record(metrics=[1]), r"^metrics: expected a dict of metric entries, got list$"),
-    (record(metrics={"fg_ari": "high"}), r"^metrics\.fg_ari: expected a number or null, got str 'high'$"),
-    (record(metrics={"fg_ari": {"value": 10**400}}), r"^metrics\.fg_ari\.value: number .* is too large$"),
-    (record(by_length={"fg_ari": {"0": 0.5}}), r"^by_length\.fg_ari: length keys must be integers from 1"),
-    (record(method=""), r"^method: expected a non-empty string"),
-    (record(split="te\nst"), r"^split: .* control or invalid character"),
-    (record(schema=True), r"^schema: expected 1, got True$"),
-    ({"status": "ok"}, r"^record: missing field\(s\)"),
-])
+@pytest.mark.parametrize(
+    "rec, reason",
+    [
+        (record(seed="0"), r"^seed: expected a 64-bit integer, got '0'$"),
+        (record(seed=2**64), r"^seed: expected a 64-bit integer"),
+        (record(status="done"), r"^status: expected one of"),
+        (record(metrics=[1]), r"^metrics: expected a dict of metric entries, got list$"),
+        (record(metrics={"fg_ari": "high"}), r"^metrics\.fg_ari: expected a number or null, got str 'high'$"),
+        (record(metrics={"fg_ari": {"value": 10**400}}), r"^metrics\.fg_ari\.value: number .* is too large$"),
+        (record(by_length={"fg_ari": {"0": 0.5}}), r"^by_length\.fg_ari: length keys must be integers from 1"),
+        (record(method=""), r"^method: expected a non-empty string"),
+        (record(split="te\nst"), r"^split: .* control or invalid character"),
+        (record(schema=True), r"^schema: expected 1, got True$"),
+        ({"status": "ok"}, r"^record: missing field\(s\)"),
+    ],
+)
 def test_check_record_says_which_field_is_wrong(rec, reason):
     with pytest.raises(ValueError, match=reason):
         leaderboard.check_record(rec)
@@ -230,9 +276,11 @@ def test_hostile_names_are_escaped_and_figures_stay_in_their_folder(tmp_path):
     out = tmp_path / "out"
     names = {"method": r"$\frac{a$", "dataset": "../../escaped", "variant": "<b>v</b>|x`y`"}
     recs = [record(seed=s, metrics={"fg_ari": 0.5, "$x^2$": 0.1}, **names) for s in range(2)]
-    recs += [record(method="$x^2$", seed=0, dataset="../../escaped", variant=names["variant"]),
-             record(method="m", seed=0, dataset="a/b", split="test_n2"),
-             record(method="m", seed=0, dataset="a/b", split="test_n3")]
+    recs += [
+        record(method="$x^2$", seed=0, dataset="../../escaped", variant=names["variant"]),
+        record(method="m", seed=0, dataset="a/b", split="test_n2"),
+        record(method="m", seed=0, dataset="a/b", split="test_n3"),
+    ]
     drawn: list[str] = []
     real_save = figures._save
 
@@ -263,14 +311,20 @@ def test_hostile_names_are_escaped_and_figures_stay_in_their_folder(tmp_path):
 
 # ------------------------------------------------------------------------ hypothesis: random corruptions
 
-_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-                     lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=3),
-                     max_leaves=6)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=5), kids, max_size=3),
+    max_leaves=6,
+)
 _NOT_INT = _JSON.filter(lambda v: isinstance(v, bool) or not isinstance(v, int))
 _TRUTHY_NOT_DICT = _JSON.filter(lambda v: bool(v) and not isinstance(v, dict))
-_BAD_ENTRY = st.one_of(st.text(max_size=5), st.lists(st.integers(), max_size=2), st.booleans(),
-                       st.dictionaries(st.sampled_from(["std", "n"]), st.integers(), max_size=2),
-                       st.builds(lambda v: {"value": v}, st.text(max_size=5) | st.lists(st.integers(), max_size=2)))
+_BAD_ENTRY = st.one_of(
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.booleans(),
+    st.dictionaries(st.sampled_from(["std", "n"]), st.integers(), max_size=2),
+    st.builds(lambda v: {"value": v}, st.text(max_size=5) | st.lists(st.integers(), max_size=2)),
+)
 
 
 def _corruption():
@@ -284,8 +338,13 @@ def _corruption():
         st.tuples(st.just("set"), st.just("metrics"), st.dictionaries(st.just("fg_ari"), _BAD_ENTRY, min_size=1)),
         st.tuples(st.just("set"), st.just("by_length"), _TRUTHY_NOT_DICT),
         st.tuples(st.just("set"), st.just("schema"), _JSON.filter(lambda v: v != 1 or isinstance(v, bool))),
-        st.tuples(st.just("drop"), st.sampled_from(["run_id", "status", "method", "dataset", "variant", "split",
-                                                    "seed", "profile", "metrics"]), st.none()),
+        st.tuples(
+            st.just("drop"),
+            st.sampled_from(
+                ["run_id", "status", "method", "dataset", "variant", "split", "seed", "profile", "metrics"]
+            ),
+            st.none(),
+        ),
         st.tuples(st.just("bytes"), st.just(""), st.binary(max_size=40)),
         st.tuples(st.just("truncate"), st.just(""), st.floats(0, 0.99)),
         st.tuples(st.sampled_from(["folder", "dangling_link", "other_runs_name"]), st.just(""), st.none()),
@@ -334,6 +393,7 @@ def test_random_corruptions_never_stop_the_leaderboard(corruptions):
 
 
 # ------------------------------------------------------------------------ item 10 (part): permissions
+
 
 def test_records_are_written_like_any_results_file(tmp_path):
     """0666 less the umask: 0644 by default (tempfile.mkstemp made 0600 records no one else could read)."""

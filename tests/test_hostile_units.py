@@ -1,5 +1,6 @@
 """Units that exit, crash, hang or fill the disk: each runs in its own process under a wall-clock
 limit, leaves a failed record saying what happened, and the grid goes on to its summary."""
+
 import errno
 import json
 import os
@@ -24,21 +25,28 @@ def _render(cfg, seeds):
     masks = np.zeros((n, 1, 8, 8), np.uint8)
     for i, s in enumerate(seeds):
         r, c = np.random.default_rng(int(s)).integers(0, 5, 2)
-        video[i, 0, r:r + 3, c:c + 3] = (255, 0, 0)
-        masks[i, 0, r:r + 3, c:c + 3] = 1
+        video[i, 0, r : r + 3, c : c + 3] = (255, 0, 0)
+        masks[i, 0, r : r + 3, c : c + 3] = 1
     return {"video": video, "masks": masks, "objects/n_objects": np.ones(n, np.int16)}
 
 
-register_dataset(DatasetSpec(
-    name="_toyhostile", version="1.0.0", kind="image", base_config={}, variants={"default": Variant()},
-    default_variant="default", sizes={p: {"train": 4, "val": 2, "test": 4} for p in ("smoke", "quick", "paper")},
-    render=_render,
-))
+register_dataset(
+    DatasetSpec(
+        name="_toyhostile",
+        version="1.0.0",
+        kind="image",
+        base_config={},
+        variants={"default": Variant()},
+        default_variant="default",
+        sizes={p: {"train": 4, "val": 2, "test": 4} for p in ("smoke", "quick", "paper")},
+        render=_render,
+    )
+)
 
 # ``hostile`` misbehaves as its config says; ``steady`` always works (it shows the grid went on). A
 # hostile act that would take the test process with it (a signal, a hang, a patched fsync) is refused
 # when fit runs in the grid's own process: there it is an ordinary exception, and the test fails cleanly.
-PLUGIN = textwrap.dedent('''
+PLUGIN = textwrap.dedent("""
     import dataclasses, errno, os, signal, subprocess, sys, time
     import numpy as np
     from baselines import Method, Prediction, register_method
@@ -89,7 +97,7 @@ PLUGIN = textwrap.dedent('''
                 def full(fd):
                     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
                 os.fsync = full
-''')
+""")
 
 
 @pytest.fixture()
@@ -100,10 +108,30 @@ def plugin(tmp_path):
 
 
 def _run(tmp_path, plugin, methods, *extra):
-    return main(["run", "--datasets", "_toyhostile", "--methods", *methods, "--profile", "smoke",
-                 "--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "res"), "--plugin", plugin,
-                 "--work-dir", str(tmp_path / "runs"), "--no-leaderboard", "--no-progress", "--device", "cpu",
-                 *extra])
+    return main(
+        [
+            "run",
+            "--datasets",
+            "_toyhostile",
+            "--methods",
+            *methods,
+            "--profile",
+            "smoke",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--results",
+            str(tmp_path / "res"),
+            "--plugin",
+            plugin,
+            "--work-dir",
+            str(tmp_path / "runs"),
+            "--no-leaderboard",
+            "--no-progress",
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
 
 
 def _records(tmp_path) -> dict:
@@ -128,16 +156,21 @@ def _wait_dead(pid: int, seconds: float = 5.0) -> bool:
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(how=st.sampled_from(["exit", "os_exit", "kill"]), code=st.integers(1, 120),
-       sig=st.sampled_from([signal.SIGSEGV, signal.SIGABRT, signal.SIGKILL, signal.SIGTERM, signal.SIGBUS]))
-def test_a_unit_that_exits_or_dies_by_a_signal_is_recorded_and_the_grid_goes_on(tmp_path_factory, capsys, how,
-                                                                                 code, sig):
+@given(
+    how=st.sampled_from(["exit", "os_exit", "kill"]),
+    code=st.integers(1, 120),
+    sig=st.sampled_from([signal.SIGSEGV, signal.SIGABRT, signal.SIGKILL, signal.SIGTERM, signal.SIGBUS]),
+)
+def test_a_unit_that_exits_or_dies_by_a_signal_is_recorded_and_the_grid_goes_on(
+    tmp_path_factory, capsys, how, code, sig
+):
     tmp = tmp_path_factory.mktemp("die")
     p = tmp / "hostile_plugin.py"
     p.write_text(PLUGIN.format(grid_pid=os.getpid()))
     num = int(sig) if how == "kill" else code
-    assert _run(tmp, str(p), ["hostile", "steady"], "--set", f'hostile.mode="{how}"', "--set",
-                f"hostile.code={num}") == 1
+    assert (
+        _run(tmp, str(p), ["hostile", "steady"], "--set", f'hostile.mode="{how}"', "--set", f"hostile.code={num}") == 1
+    )
     out = capsys.readouterr().out
     assert "runs: 2 planned" in out and "1 records ok, 1 failed" in out  # the summary, after the death
     recs = _records(tmp)
@@ -152,8 +185,18 @@ def test_a_unit_that_exits_or_dies_by_a_signal_is_recorded_and_the_grid_goes_on(
 
 
 def test_a_segfault_leaves_its_python_stack_in_the_record(tmp_path, plugin, capsys):
-    assert _run(tmp_path, plugin, ["hostile", "steady"], "--set", 'hostile.mode="kill"',
-                "--set", f"hostile.code={int(signal.SIGSEGV)}") == 1
+    assert (
+        _run(
+            tmp_path,
+            plugin,
+            ["hostile", "steady"],
+            "--set",
+            'hostile.mode="kill"',
+            "--set",
+            f"hostile.code={int(signal.SIGSEGV)}",
+        )
+        == 1
+    )
     bad = _records(tmp_path)[("hostile", 0)]
     assert bad["error"].startswith("the unit's process was killed by SIGSEGV during fit")
     assert "Fatal Python error: Segmentation fault" in bad["error"]
@@ -166,8 +209,20 @@ def test_a_hanging_unit_is_killed_at_its_limit_with_everything_it_started(tmp_pa
     notes = tmp_path / "notes"
     notes.mkdir()
     t0 = time.monotonic()
-    assert _run(tmp_path, plugin, ["hostile", "steady"], "--set", 'hostile.mode="sleep"',
-                "--set", f'hostile.notes="{notes}"', "--unit-timeout", "3") == 1
+    assert (
+        _run(
+            tmp_path,
+            plugin,
+            ["hostile", "steady"],
+            "--set",
+            'hostile.mode="sleep"',
+            "--set",
+            f'hostile.notes="{notes}"',
+            "--unit-timeout",
+            "3",
+        )
+        == 1
+    )
     assert time.monotonic() - t0 < 60
     recs = _records(tmp_path)
     bad = recs[("hostile", 0)]
@@ -184,8 +239,25 @@ def test_a_hanging_unit_is_killed_at_its_limit_with_everything_it_started(tmp_pa
 def test_jobs_run_units_side_by_side_each_under_its_own_limit(tmp_path, plugin):
     notes = tmp_path / "notes"
     notes.mkdir()
-    assert _run(tmp_path, plugin, ["hostile", "steady"], "--seeds", "0", "1", "--jobs", "2",
-                "--set", 'hostile.mode="sleep"', "--set", f'hostile.notes="{notes}"', "--unit-timeout", "3") == 1
+    assert (
+        _run(
+            tmp_path,
+            plugin,
+            ["hostile", "steady"],
+            "--seeds",
+            "0",
+            "1",
+            "--jobs",
+            "2",
+            "--set",
+            'hostile.mode="sleep"',
+            "--set",
+            f'hostile.notes="{notes}"',
+            "--unit-timeout",
+            "3",
+        )
+        == 1
+    )
     recs = _records(tmp_path)
     assert sorted(recs) == [("hostile", 0), ("hostile", 1), ("steady", 0), ("steady", 1)]
     for s in (0, 1):
@@ -211,8 +283,18 @@ def _store_files(tmp_path) -> list[str]:
 def test_a_full_disk_in_a_unit_stops_the_grid_with_one_line_and_the_summary(tmp_path, plugin, capsys):
     notes = tmp_path / "notes"
     notes.mkdir()
-    code = _run(tmp_path, plugin, ["steady", "hostile"], "--seeds", "0", "1", "--set", 'hostile.mode="fill_disk"',
-                "--set", f'hostile.notes="{notes}"')
+    code = _run(
+        tmp_path,
+        plugin,
+        ["steady", "hostile"],
+        "--seeds",
+        "0",
+        "1",
+        "--set",
+        'hostile.mode="fill_disk"',
+        "--set",
+        f'hostile.notes="{notes}"',
+    )
     assert code == 1
     cap = capsys.readouterr()
     errors = [ln for ln in cap.err.splitlines() if ln.startswith("error:")]
@@ -229,8 +311,10 @@ def test_a_full_disk_in_a_unit_stops_the_grid_with_one_line_and_the_summary(tmp_
 
 def test_a_full_disk_in_the_grid_itself_stops_it_cleanly(tmp_path, plugin, capsys, monkeypatch):
     """The grid writes the records of units that died; a full disk there is the same one clear stop."""
-    assert main(["generate", "_toyhostile", "--profile", "smoke", "--data-root", str(tmp_path / "data"),
-                 "--workers", "1"]) == 0
+    assert (
+        main(["generate", "_toyhostile", "--profile", "smoke", "--data-root", str(tmp_path / "data"), "--workers", "1"])
+        == 0
+    )
 
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

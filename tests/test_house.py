@@ -1,5 +1,6 @@
 """The shape of the house (DESIGN.md "Layout"): one-way imports, one atomic write, one registry helper,
 per-dataset method settings as data, one device resolver and seeding helper, the profile resolved once."""
+
 from __future__ import annotations
 
 import ast
@@ -60,20 +61,28 @@ def project_imports(source: str, module: str, is_package: bool = False) -> set[s
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                up = base[:len(base) - (node.level - 1)] if node.level > 1 else base
+                up = base[: len(base) - (node.level - 1)] if node.level > 1 else base
                 names = [".".join(up + ([node.module] if node.module else []))]
             else:
                 names = [node.module or ""]
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "import_module"
-              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             names = [node.args[0].value]
         found |= {n.split(".")[0] for n in names if n.split(".")[0] in PROJECT}
     return found
 
 
 def test_the_import_checker_sees_what_it_must():
-    src = "import os\nfrom generators import x\ndef f():\n    import benchmark.cli\n    from .. import leaderboard\n" \
-          "importlib.import_module('metrics.catalogue')\n"
+    src = (
+        "import os\nfrom generators import x\ndef f():\n    import benchmark.cli\n    from .. import leaderboard\n"
+        "importlib.import_module('metrics.catalogue')\n"
+    )
     assert project_imports(src, "baselines.foo") == {"generators", "benchmark", "metrics"}
     assert project_imports("from ..metrics import a\nfrom . import b\n", "baselines.sub.mod") == {"baselines"}
     assert project_imports("from .core import a\n", "generators", is_package=True) == {"generators"}
@@ -95,9 +104,13 @@ def test_imports_run_one_way(package):
 
 # os.replace / os.rename callers allowed: the shared write, the leaderboard's own (it imports no project
 # package) and the split folder swap of generators/_storage.py, which renames whole folders, not files
-RENAMERS = {("ocbench_common/files.py", "atomic_write"), ("ocbench_common/files.py", "atomic_write_bytes"),
-            ("leaderboard/__init__.py", "_replace"),
-            ("generators/_storage.py", "_swap_in"), ("generators/_storage.py", "sweep_orphans")}
+RENAMERS = {
+    ("ocbench_common/files.py", "atomic_write"),
+    ("ocbench_common/files.py", "atomic_write_bytes"),
+    ("leaderboard/__init__.py", "_replace"),
+    ("generators/_storage.py", "_swap_in"),
+    ("generators/_storage.py", "sweep_orphans"),
+}
 
 
 def _renames(path: Path) -> list[tuple[str, str]]:
@@ -106,9 +119,13 @@ def _renames(path: Path) -> list[tuple[str, str]]:
     def visit(node, func: str) -> None:
         for child in ast.iter_child_nodes(node):
             name = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else func
-            if (isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute)
-                    and child.func.attr in ("replace", "rename") and isinstance(child.func.value, ast.Name)
-                    and child.func.value.id == "os"):
+            if (
+                isinstance(child, ast.Call)
+                and isinstance(child.func, ast.Attribute)
+                and child.func.attr in ("replace", "rename")
+                and isinstance(child.func.value, ast.Name)
+                and child.func.value.id == "os"
+            ):
                 out.append((path.relative_to(ROOT).as_posix(), func))
             visit(child, name)
 
@@ -162,6 +179,7 @@ def test_store_sweep_matches_the_shared_temporary_names(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ the registry
+
 
 class Oops(Exception):
     pass
@@ -235,14 +253,17 @@ def test_dataset_and_method_registries_refuse_another_modules_name():
 # changes from the Config's defaults. "_unknown" is a dataset no table names.
 EXPECTED = {
     "conncomp": {
-        ("bouncing_balls", "binary"): {}, ("bouncing_balls", "colour"): {},
+        ("bouncing_balls", "binary"): {},
+        ("bouncing_balls", "colour"): {},
         ("multi_dsprites", "binarized"): {"colour_cos": 0.999, "fg_threshold": 0.02},
         ("multi_dsprites", "colored_on_grayscale"): {"colour_cos": 0.999, "fg_threshold": 0.02},
         ("scattered_mnist", "max12"): {"connectivity": 8, "fg_threshold": 0.25, "min_pixels": 4},
         ("scattered_mnist", "max6"): {"connectivity": 8, "fg_threshold": 0.25, "min_pixels": 4},
-        ("scattered_shapes", "max12"): {"connectivity": 8}, ("scattered_shapes", "max6"): {"connectivity": 8},
+        ("scattered_shapes", "max12"): {"connectivity": 8},
+        ("scattered_shapes", "max6"): {"connectivity": 8},
         ("scattered_shapes", "silot_code"): {"connectivity": 8},
-        ("tetrominoes", "default"): {}, ("_unknown", "x"): {},
+        ("tetrominoes", "default"): {},
+        ("_unknown", "x"): {},
     },
     "iodine": {
         ("bouncing_balls", "binary"): {"batch_size": 32, "num_slots": 5},
@@ -258,20 +279,30 @@ EXPECTED = {
         ("_unknown", "x"): {"batch_size": 32},
     },
     "monet": {
-        ("bouncing_balls", "binary"): {"num_slots": 5}, ("bouncing_balls", "colour"): {"num_slots": 5},
-        ("multi_dsprites", "binarized"): {"num_slots": 6}, ("multi_dsprites", "colored_on_grayscale"): {"num_slots": 6},
-        ("scattered_mnist", "max12"): {"num_slots": 13}, ("scattered_mnist", "max6"): {"num_slots": 7},
-        ("scattered_shapes", "max12"): {"num_slots": 13}, ("scattered_shapes", "max6"): {"num_slots": 7},
+        ("bouncing_balls", "binary"): {"num_slots": 5},
+        ("bouncing_balls", "colour"): {"num_slots": 5},
+        ("multi_dsprites", "binarized"): {"num_slots": 6},
+        ("multi_dsprites", "colored_on_grayscale"): {"num_slots": 6},
+        ("scattered_mnist", "max12"): {"num_slots": 13},
+        ("scattered_mnist", "max6"): {"num_slots": 7},
+        ("scattered_shapes", "max12"): {"num_slots": 13},
+        ("scattered_shapes", "max6"): {"num_slots": 7},
         ("scattered_shapes", "silot_code"): {"num_slots": 7},
-        ("tetrominoes", "default"): {"num_slots": 4, "unet_blocks": 4}, ("_unknown", "x"): {},
+        ("tetrominoes", "default"): {"num_slots": 4, "unet_blocks": 4},
+        ("_unknown", "x"): {},
     },
     "slot_attention": {
-        ("bouncing_balls", "binary"): {"num_slots": 5}, ("bouncing_balls", "colour"): {"num_slots": 5},
-        ("multi_dsprites", "binarized"): {"num_slots": 6}, ("multi_dsprites", "colored_on_grayscale"): {"num_slots": 6},
-        ("scattered_mnist", "max12"): {"num_slots": 13}, ("scattered_mnist", "max6"): {"num_slots": 7},
-        ("scattered_shapes", "max12"): {"num_slots": 13}, ("scattered_shapes", "max6"): {"num_slots": 7},
+        ("bouncing_balls", "binary"): {"num_slots": 5},
+        ("bouncing_balls", "colour"): {"num_slots": 5},
+        ("multi_dsprites", "binarized"): {"num_slots": 6},
+        ("multi_dsprites", "colored_on_grayscale"): {"num_slots": 6},
+        ("scattered_mnist", "max12"): {"num_slots": 13},
+        ("scattered_mnist", "max6"): {"num_slots": 7},
+        ("scattered_shapes", "max12"): {"num_slots": 13},
+        ("scattered_shapes", "max6"): {"num_slots": 7},
         ("scattered_shapes", "silot_code"): {"num_slots": 7},
-        ("tetrominoes", "default"): {"num_slots": 4, "slot_size": 32}, ("_unknown", "x"): {},
+        ("tetrominoes", "default"): {"num_slots": 4, "slot_size": 32},
+        ("_unknown", "x"): {},
     },
 }
 
@@ -280,8 +311,9 @@ EXPECTED = {
 def test_per_dataset_settings_give_the_configs_of_before(method):
     cls = baselines.get_method(method)
     defaults = dataclasses.asdict(cls.Config())
-    # the built-in datasets (tests register private ones, named with a leading underscore)
-    pairs = {(d, v) for d, spec in generators.registry().items() if not d.startswith("_") for v in spec.variants}
+    # the built-in datasets (those rendered by a generators module; tests register toys of their own)
+    builtin = {d: s for d, s in generators.registry().items() if s.render.__module__.startswith("generators.")}
+    pairs = {(d, v) for d, spec in builtin.items() for v in spec.variants}
     assert pairs <= set(EXPECTED[method]), f"new datasets to freeze: {sorted(pairs - set(EXPECTED[method]))}"
     for (dataset, variant), changed in EXPECTED[method].items():
         cfg = cls.make_config(dataset, variant)
@@ -318,10 +350,14 @@ def test_a_settings_row_naming_a_missing_field_is_an_error():
 
 # ------------------------------------------------------------ one device resolver, one seeding helper
 
+
 def _defs(name: str) -> list[str]:
-    return [p.relative_to(ROOT).as_posix() for p in _modules(*PROJECT)
-            for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
-            if isinstance(node, ast.FunctionDef) and node.name == name]
+    return [
+        p.relative_to(ROOT).as_posix()
+        for p in _modules(*PROJECT)
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef) and node.name == name
+    ]
 
 
 def _global_seed_calls() -> list[str]:
@@ -330,8 +366,13 @@ def _global_seed_calls() -> list[str]:
         for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call):
                 text = ast.unparse(node.func)
-                if text in ("torch.manual_seed", "np.random.seed", "numpy.random.seed", "random.seed",
-                            "torch.cuda.manual_seed_all"):
+                if text in (
+                    "torch.manual_seed",
+                    "np.random.seed",
+                    "numpy.random.seed",
+                    "random.seed",
+                    "torch.cuda.manual_seed_all",
+                ):
                     out.append(p.relative_to(ROOT).as_posix())
     return out
 
@@ -348,6 +389,7 @@ def test_one_device_resolver_and_one_seeding_helper():
 
 
 # ------------------------------------------------------------------------ the profile, resolved once
+
 
 def test_the_profile_is_resolved_once_per_run(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="unknown profile 'nope'"):

@@ -1,4 +1,5 @@
 """Leaderboard: aggregation over seeds, paper rows, and the files ``build`` writes."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,17 @@ import pytest
 
 import leaderboard
 from leaderboard import aggregate, build, load_paper_rows
-from leaderboard.aggregate import (MetricInfo, aggregate_by_length, format_cell, long_table, main_metric,
-                                   metric_kind, read_leaderboard_csv, read_records, seed_values)
+from leaderboard.aggregate import (
+    MetricInfo,
+    aggregate_by_length,
+    format_cell,
+    long_table,
+    main_metric,
+    metric_kind,
+    read_leaderboard_csv,
+    read_records,
+    seed_values,
+)
 from metrics.catalogue import CATALOGUE
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -25,19 +35,55 @@ def info(key: str) -> MetricInfo:
     return MetricInfo(key, d["label"], d["unit"], d["higher_is_better"], d["family"])
 
 
-def rec(method, seed, status="ok", *, dataset="tetrominoes", variant="default", split="test", profile="quick",
-        metrics=None, by_length=None, created="2026-11-22T16:00:00Z", error="RuntimeError: loss is NaN",
-        identity=True):
+def rec(
+    method,
+    seed,
+    status="ok",
+    *,
+    dataset="tetrominoes",
+    variant="default",
+    split="test",
+    profile="quick",
+    metrics=None,
+    by_length=None,
+    created="2026-11-22T16:00:00Z",
+    error="RuntimeError: loss is NaN",
+    identity=True,
+):
     """A run record as the harness writes it (schema 1): each metric entry with its catalogue identity
     (``identity=False``: as records written before the catalogue, value and version only)."""
-    r = {"schema": 1, "run_id": f"{method}-{dataset}-{split}-{seed}-{created}", "status": status,
-         "error": None if status == "ok" else error, "method": method, "dataset": dataset, "variant": variant,
-         "split": split, "seed": seed, "profile": profile,
-         "metrics": {k: {"value": v, "std": 0.05, "n": 100, "n_skipped": 0, "version": "t/1",
-                         **(CATALOGUE[k].identity() if identity and k in CATALOGUE else {})}
-                     for k, v in (metrics or {}).items()},
-         "train_seconds": 10.0 + seed, "eval_seconds": 1.0, "device": "cpu", "packages": {"torch": "2"},
-         "git_revision": "abc123", "config": {}, "config_hash": "h", "dataset_manifest_hash": "m", "created": created}
+    r = {
+        "schema": 1,
+        "run_id": f"{method}-{dataset}-{split}-{seed}-{created}",
+        "status": status,
+        "error": None if status == "ok" else error,
+        "method": method,
+        "dataset": dataset,
+        "variant": variant,
+        "split": split,
+        "seed": seed,
+        "profile": profile,
+        "metrics": {
+            k: {
+                "value": v,
+                "std": 0.05,
+                "n": 100,
+                "n_skipped": 0,
+                "version": "t/1",
+                **(CATALOGUE[k].identity() if identity and k in CATALOGUE else {}),
+            }
+            for k, v in (metrics or {}).items()
+        },
+        "train_seconds": 10.0 + seed,
+        "eval_seconds": 1.0,
+        "device": "cpu",
+        "packages": {"torch": "2"},
+        "git_revision": "abc123",
+        "config": {},
+        "config_hash": "h",
+        "dataset_manifest_hash": "m",
+        "created": created,
+    }
     if by_length is not None:
         r["by_length"] = by_length
     return r
@@ -53,21 +99,27 @@ def row(df, **kw):
 
 # --------------------------------------------------------------------------------------------- aggregate
 
+
 def test_aggregate_mean_std_n_over_seeds():
-    recs = [rec("slot_attention", s, metrics={"fg_ari": v, "mse": m})
-            for s, v, m in [(0, 0.8, 0.001), (1, 0.9, 0.002), (2, 1.0, 0.003)]]
-    recs += [rec("iodine", 0, metrics={"fg_ari": 0.5, "mse": 0.01}), rec("iodine", 1, "failed"),
-             rec("iodine", 2, "failed")]
+    recs = [
+        rec("slot_attention", s, metrics={"fg_ari": v, "mse": m})
+        for s, v, m in [(0, 0.8, 0.001), (1, 0.9, 0.002), (2, 1.0, 0.003)]
+    ]
+    recs += [
+        rec("iodine", 0, metrics={"fg_ari": 0.5, "mse": 0.01}),
+        rec("iodine", 1, "failed"),
+        rec("iodine", 2, "failed"),
+    ]
     df = aggregate(recs)
     sa = row(df, method="slot_attention", metric="fg_ari")
     assert sa["mean"] == pytest.approx(0.9)
-    assert sa["std"] == pytest.approx(0.1)          # sample std, ddof=1 (population std would be 0.0816)
+    assert sa["std"] == pytest.approx(0.1)  # sample std, ddof=1 (population std would be 0.0816)
     assert (sa["n"], sa["n_failed"], sa["n_missing"]) == (3, 0, 0)
     assert sa["seeds"] == "0,1,2"
     assert row(df, method="slot_attention", metric="mse")["mean"] == pytest.approx(0.002)
     io = row(df, method="iodine", metric="fg_ari")
     assert io["mean"] == pytest.approx(0.5) and io["n"] == 1 and io["n_failed"] == 2
-    assert math.isnan(io["std"])                    # n = 1: no std, shown as "n=1"
+    assert math.isnan(io["std"])  # n = 1: no std, shown as "n=1"
     assert set(df.columns) >= {"dataset", "variant", "split", "method", "metric", "mean", "std", "n", "n_failed"}
 
 
@@ -81,20 +133,27 @@ def test_failed_records_never_enter_means():
 
 
 def test_all_failed_method_is_listed_with_zero_runs():
-    df = aggregate([rec("slot_attention", 0, metrics={"fg_ari": 0.9, "ari": 0.8}),
-                    rec("monet", 0, "failed"), rec("monet", 1, "failed")])
+    df = aggregate(
+        [
+            rec("slot_attention", 0, metrics={"fg_ari": 0.9, "ari": 0.8}),
+            rec("monet", 0, "failed"),
+            rec("monet", 1, "failed"),
+        ]
+    )
     mo = df[df["method"] == "monet"]
     assert sorted(mo["metric"]) == ["ari", "fg_ari"]
     assert (mo["n"] == 0).all() and (mo["n_failed"] == 2).all() and mo["mean"].isna().all()
 
 
 def test_missing_values_and_profiles_and_duplicates():
-    recs = [rec("conncomp", 0, metrics={"lpips_vgg": None, "fg_ari": 0.4}),
-            rec("conncomp", 1, metrics={"lpips_vgg": float("nan"), "fg_ari": 0.6}),
-            rec("conncomp", 0, profile="smoke", metrics={"fg_ari": 0.1}),
-            # seed 2 failed, then was re-run successfully: the later record replaces the failure
-            rec("conncomp", 2, "failed", created="2026-11-22T10:00:00Z"),
-            rec("conncomp", 2, metrics={"fg_ari": 0.5, "lpips_vgg": None}, created="2026-11-22T11:00:00Z")]
+    recs = [
+        rec("conncomp", 0, metrics={"lpips_vgg": None, "fg_ari": 0.4}),
+        rec("conncomp", 1, metrics={"lpips_vgg": float("nan"), "fg_ari": 0.6}),
+        rec("conncomp", 0, profile="smoke", metrics={"fg_ari": 0.1}),
+        # seed 2 failed, then was re-run successfully: the later record replaces the failure
+        rec("conncomp", 2, "failed", created="2026-11-22T10:00:00Z"),
+        rec("conncomp", 2, metrics={"fg_ari": 0.5, "lpips_vgg": None}, created="2026-11-22T11:00:00Z"),
+    ]
     quick = aggregate(recs, profile="quick")
     assert set(quick["profile"]) == {"quick"}
     fg = row(quick, metric="fg_ari")
@@ -107,21 +166,26 @@ def test_missing_values_and_profiles_and_duplicates():
 
 def test_aggregate_by_length():
     bl = lambda a: {"fg_ari": {"10": a, "20": a - 0.1}}  # noqa: E731
-    df = aggregate_by_length([rec("provide", 0, dataset="bouncing_balls", variant="binary", by_length=bl(0.9),
-                                  metrics={"fg_ari": 0.8}),
-                              rec("provide", 1, dataset="bouncing_balls", variant="binary", by_length=bl(0.7),
-                                  metrics={"fg_ari": 0.8})])
+    df = aggregate_by_length(
+        [
+            rec("provide", 0, dataset="bouncing_balls", variant="binary", by_length=bl(0.9), metrics={"fg_ari": 0.8}),
+            rec("provide", 1, dataset="bouncing_balls", variant="binary", by_length=bl(0.7), metrics={"fg_ari": 0.8}),
+        ]
+    )
     r = row(df, length=20)
     assert r["mean"] == pytest.approx(0.7) and r["std"] == pytest.approx(math.sqrt(0.02)) and r["n"] == 2
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda r: r.update(status="done"), r"records\[0\]\.status"),
-    (lambda r: r.pop("seed"), r"records\[0\].*seed"),
-    (lambda r: r.update(schema=2), r"records\[0\]\.schema"),
-    (lambda r: r.update(metrics={"fg_ari": {"value": "high"}}), r"records\[0\]\.metrics\.fg_ari"),
-    (lambda r: r.update(by_length={"fg_ari": {"ten": 0.5}}), r"length keys must be integers"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda r: r.update(status="done"), r"records\[0\]\.status"),
+        (lambda r: r.pop("seed"), r"records\[0\].*seed"),
+        (lambda r: r.update(schema=2), r"records\[0\]\.schema"),
+        (lambda r: r.update(metrics={"fg_ari": {"value": "high"}}), r"records\[0\]\.metrics\.fg_ari"),
+        (lambda r: r.update(by_length={"fg_ari": {"ten": 0.5}}), r"length keys must be integers"),
+    ],
+)
 def test_bad_records_name_the_field(mutate, match):
     r = rec("iodine", 0, metrics={"fg_ari": 0.5})
     mutate(r)
@@ -138,6 +202,7 @@ def test_bad_arguments():
 
 def test_read_records_jsonl_and_folder(tmp_path):
     import json
+
     (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(rec("iodine", s, metrics={"ari": 0.5})) for s in (0, 1)))
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.json").write_text(json.dumps(rec("monet", 0, "failed")))
@@ -156,9 +221,10 @@ def test_display_formats():
     assert format_cell(0.2, 0.01, 2, info("lpips_vgg")) == "0.200 ± 0.010"
     assert format_cell(5.5, 0.7, 2, info("num_switches")) == "6 ± 1"
     assert format_cell(float("nan"), float("nan"), 0, info("ari")) == "—"
-    assert [metric_kind(info(m)) for m in ("semantic_miou", "motp_iou", "mse_sum", "num_misses", "lpips_vgg",
-                                           "cluster_accuracy")] == ["percent", "percent", "mse", "count", "lpips",
-                                                                    "percent"]
+    assert [
+        metric_kind(info(m))
+        for m in ("semantic_miou", "motp_iou", "mse_sum", "num_misses", "lpips_vgg", "cluster_accuracy")
+    ] == ["percent", "percent", "mse", "count", "lpips", "percent"]
     # a bare name says nothing: no guessing from tokens (records written before identities are neutral)
     assert metric_kind("fg_ari") == "other" and format_cell(0.9912, 0.0031, 3, "fg_ari") == "0.9912 ± 0.0031"
     assert info("fg_ari").header() == "FG-ARI (%)" and info("fg_ari").arrow == "↑"
@@ -168,8 +234,7 @@ def test_display_formats():
 
 def test_identity_comes_from_the_records():
     """Label, unit and direction are the records' (latest wins); old records are neutral; bad ones named."""
-    old = rec("conncomp", 0, metrics={"fg_ari": 0.5, "mystery": 3.0}, identity=False,
-              created="2026-11-22T10:00:00Z")
+    old = rec("conncomp", 0, metrics={"fg_ari": 0.5, "mystery": 3.0}, identity=False, created="2026-11-22T10:00:00Z")
     df = aggregate([old])
     assert row(df, metric="fg_ari")["label"] is None and row(df, metric="fg_ari")["higher_is_better"] is None
     new = rec("iodine", 0, metrics={"fg_ari": 0.7}, created="2026-11-22T12:00:00Z")
@@ -210,6 +275,7 @@ def test_old_records_are_neutral_on_the_page(tmp_path):
 
 # --------------------------------------------------------------------------------------------- paper rows
 
+
 def _spec_text() -> str | None:
     here = Path(__file__).resolve()
     for base in (os.environ.get("OCBENCH_SHARED"), here.parents[1] / "shared", here.parents[2] / "shared"):
@@ -220,16 +286,41 @@ def _spec_text() -> str | None:
 
 def test_paper_rows_schema_and_known_values():
     p = load_paper_rows()
-    assert list(p.columns[:11]) == ["dataset", "variant", "split", "method", "metric", "length", "value", "std",
-                                    "seeds", "protocol", "source"]
+    assert list(p.columns[:11]) == [
+        "dataset",
+        "variant",
+        "split",
+        "method",
+        "metric",
+        "length",
+        "value",
+        "std",
+        "seeds",
+        "protocol",
+        "source",
+    ]
     assert set(p["scale"]) == {"percent", "fraction"}
     assert set(p["dataset"]) == {"tetrominoes", "multi_dsprites", "bouncing_balls"}
-    assert set(p["method"]) <= {"slot_attention", "iodine", "monet", "dti_sprites", "rnem", "seq_iodine", "provide",
-                                "conncomp"}
+    assert set(p["method"]) <= {
+        "slot_attention",
+        "iodine",
+        "monet",
+        "dti_sprites",
+        "rnem",
+        "seq_iodine",
+        "provide",
+        "conncomp",
+    }
     assert set(p["metric"]) <= {"ari", "fg_ari", "mse", "semantic_macc", "semantic_miou"}
     sa = row(p, dataset="tetrominoes", method="slot_attention", metric="fg_ari")
-    assert (sa["split"], sa["value"], sa["std"], sa["seeds"], sa["protocol"], sa["scale"]) == \
-        ("protocol320", pytest.approx(0.995), pytest.approx(0.002), 4, "P320", "percent")
+    assert (sa["split"], sa["value"], sa["std"], sa["seeds"], sa["protocol"], sa["scale"]) == (
+        "protocol320",
+        pytest.approx(0.995),
+        pytest.approx(0.002),
+        4,
+        "P320",
+        "percent",
+    )
     dti = row(p, dataset="multi_dsprites", variant="colored_on_grayscale", method="dti_sprites", metric="semantic_miou")
     assert dti["value"] == pytest.approx(0.840) and dti["std"] == pytest.approx(0.014) and dti["seeds"] == 4
     assert row(p, variant="binarized", method="iodine")["std"] == pytest.approx(0.172)
@@ -252,25 +343,46 @@ def test_paper_rows_match_the_spec_text():
     if spec is None:
         pytest.skip("specs/baselines.md not found (set OCBENCH_SHARED to the shared folder)")
     p = load_paper_rows()
-    table = {tuple(c.strip() for c in line.strip("|").split("|")): line for line in spec.splitlines()
-             if line.startswith("| ") and ("P320" in line or "BB" in line or "K = " in line)}
+    table = {
+        tuple(c.strip() for c in line.strip("|").split("|")): line
+        for line in spec.splitlines()
+        if line.startswith("| ") and ("P320" in line or "BB" in line or "K = " in line)
+    }
     assert len(table) >= 19, "the reference table of baselines.md was not found"
-    ds_map = {"Tetrominoes": ("tetrominoes", "default"), "Multi-dSprites c-o-g": ("multi_dsprites", "colored_on_grayscale"),
-              "Multi-dSprites binarized": ("multi_dsprites", "binarized")}
-    meth = {"IODINE": "iodine", "Slot Attention": "slot_attention", "DTI-Sprites": "dti_sprites", "MONet": "monet",
-            "R-NEM": "rnem", "SEQ-IODINE": "seq_iodine", "PROVIDE": "provide"}
+    ds_map = {
+        "Tetrominoes": ("tetrominoes", "default"),
+        "Multi-dSprites c-o-g": ("multi_dsprites", "colored_on_grayscale"),
+        "Multi-dSprites binarized": ("multi_dsprites", "binarized"),
+    }
+    meth = {
+        "IODINE": "iodine",
+        "Slot Attention": "slot_attention",
+        "DTI-Sprites": "dti_sprites",
+        "MONet": "monet",
+        "R-NEM": "rnem",
+        "SEQ-IODINE": "seq_iodine",
+        "PROVIDE": "provide",
+    }
     checked = 0
     for cells in table:
         ds, metric, methods, values = cells[0], cells[1], cells[2], cells[3]
         if ds in ds_map:  # image rows: "a ± s / b ± s" against "fg_ari / ari" or "macc / miou" per method
             dsn, var = ds_map[ds]
-            names = ["semantic_macc", "semantic_miou"] if "semantic" in metric else \
-                ["fg_ari", "ari"] if "/ ari" in metric else ["fg_ari"]
+            names = (
+                ["semantic_macc", "semantic_miou"]
+                if "semantic" in metric
+                else ["fg_ari", "ari"]
+                if "/ ari" in metric
+                else ["fg_ari"]
+            )
             per_method = [m.strip() for m in methods.split("/")]
             pairs = [v.strip() for v in values.split("/")]
             scale = 100 if "(%)" in metric else 1
-            combos = [(per_method[0], n, v) for n, v in zip(names, pairs)] if len(per_method) == 1 else \
-                [(m, names[0], v) for m, v in zip(per_method, pairs)]
+            combos = (
+                [(per_method[0], n, v) for n, v in zip(names, pairs)]
+                if len(per_method) == 1
+                else [(m, names[0], v) for m, v in zip(per_method, pairs)]
+            )
             for m, name, v in combos:
                 mean, std = _nums(v)
                 r = row(p, dataset=dsn, variant=var, split="protocol320", method=meth[m], metric=name)
@@ -282,8 +394,15 @@ def test_paper_rows_match_the_spec_text():
                 vals = _nums(chunk.split("(")[0])
                 vals = vals * 4 if len(vals) == 1 else vals  # ".9999 (all L)"
                 for L, v in zip((10, 20, 30, 40), vals):
-                    r = row(p, dataset="bouncing_balls", variant=var, split="test", method=meth[methods], metric=name,
-                            length=L)
+                    r = row(
+                        p,
+                        dataset="bouncing_balls",
+                        variant=var,
+                        split="test",
+                        method=meth[methods],
+                        metric=name,
+                        length=L,
+                    )
                     assert r["value"] == pytest.approx(v), (cells, L)
                     checked += 1
         elif ds.startswith("BB"):  # "a / b / c" per method (methods separated by ";")
@@ -291,14 +410,21 @@ def test_paper_rows_match_the_spec_text():
             split = "test" if "4 balls" in ds else "test_678_colours8" if "colours8" in ds else "test_678"
             for m, chunk in zip(methods.split(";"), values.split(";")):
                 for name, v in zip(("ari", "fg_ari", "mse"), _nums(chunk)):
-                    r = row(p[p["length"].isna()], dataset="bouncing_balls", variant=var, split=split,
-                            method=meth[m.strip()], metric=name)
+                    r = row(
+                        p[p["length"].isna()],
+                        dataset="bouncing_balls",
+                        variant=var,
+                        split=split,
+                        method=meth[m.strip()],
+                        metric=name,
+                    )
                     assert r["value"] == pytest.approx(v), cells
                     checked += 1
     assert checked == len(p), f"checked {checked} of {len(p)} paper rows against the spec"
 
 
 # --------------------------------------------------------------------------------------------- build
+
 
 def small_store() -> list[dict]:
     recs = []
@@ -309,11 +435,27 @@ def small_store() -> list[dict]:
     recs.append(rec("monet", 0, "failed"))
     for s in range(2):
         bl = {"fg_ari": {"10": 0.9, "20": 0.85 + 0.01 * s}, "mse": {"10": 0.001, "20": 0.002}}
-        recs.append(rec("provide", s, dataset="bouncing_balls", variant="binary", by_length=bl,
-                        metrics={"fg_ari": 0.88, "ari": 0.7, "mse": 0.001}))
+        recs.append(
+            rec(
+                "provide",
+                s,
+                dataset="bouncing_balls",
+                variant="binary",
+                by_length=bl,
+                metrics={"fg_ari": 0.88, "ari": 0.7, "mse": 0.001},
+            )
+        )
         for split in ("test", "test_n1", "test_n2", "test_n3"):
-            recs.append(rec("conncomp", s, dataset="scattered_mnist", variant="max6", split=split,
-                            metrics={"mota": 0.9 - 0.1 * s, "motp_iou": 0.8, "num_switches": 3}))
+            recs.append(
+                rec(
+                    "conncomp",
+                    s,
+                    dataset="scattered_mnist",
+                    variant="max6",
+                    split=split,
+                    metrics={"mota": 0.9 - 0.1 * s, "motp_iou": 0.8, "num_switches": 3},
+                )
+            )
     return recs
 
 
@@ -329,10 +471,16 @@ def test_build_writes_all_files(built):
     for name in ("leaderboard.md", "leaderboard.csv", "index.html"):
         assert paths[name] == out / name and (out / name).stat().st_size > 500
     figs = {k for k in paths if k.startswith("figures/")}
-    assert {"figures/bars_tetrominoes.png", "figures/bars_bouncing_balls.png", "figures/by_length_bouncing_balls.png",
-            "figures/bars_scattered_mnist.png", "figures/by_count_scattered_mnist.png",
-            "figures/bars_multi_dsprites.png"} <= figs  # multi_dsprites: paper rows only
+    assert {
+        "figures/bars_tetrominoes.png",
+        "figures/bars_bouncing_balls.png",
+        "figures/by_length_bouncing_balls.png",
+        "figures/bars_scattered_mnist.png",
+        "figures/by_count_scattered_mnist.png",
+        "figures/bars_multi_dsprites.png",
+    } <= figs  # multi_dsprites: paper rows only
     from PIL import Image
+
     for k in figs:
         data = paths[k].read_bytes()
         assert data[:8] == PNG_MAGIC and len(data) > 5000, k
@@ -350,7 +498,7 @@ def test_markdown_tables_and_paper_rows(built):
     assert re.search(r"\| MONet \|.*0 ok, 1 failed", md)
     assert "Failed runs: MONet seed 0: RuntimeError: loss is NaN" in md
     assert "*Slot Attention (paper, P320, 4 seeds)* | 99.5 ± 0.2" in md
-    assert "*DTI-Sprites (paper, P320, 4 seeds)*" in md                      # multi_dsprites, 4 of 5 runs
+    assert "*DTI-Sprites (paper, P320, 4 seeds)*" in md  # multi_dsprites, 4 of 5 runs
     assert "*PROVIDE (paper, first L frames, seeds unknown)*" in md
     assert "*IODINE (paper, per-frame, seeds unknown)*" in md
     assert "| Monnier et al. 2021, Table 1 (citing Locatello et al. 2020); 1 outlier run of 5 dropped |" in md
@@ -366,8 +514,12 @@ def test_csv_round_trip_and_sources(built):
     raw = pd.read_csv(out / "leaderboard.csv")
     assert set(raw["source"]) == {"ocbench", "paper"}
     assert (raw["source"] == "paper").sum() == len(load_paper_rows())
-    sa = raw[(raw["source"] == "ocbench") & (raw["method"] == "slot_attention") & (raw["metric"] == "fg_ari")
-             & (raw["split"] == "test")]
+    sa = raw[
+        (raw["source"] == "ocbench")
+        & (raw["method"] == "slot_attention")
+        & (raw["metric"] == "fg_ari")
+        & (raw["split"] == "test")
+    ]
     assert sa["mean"].item() == pytest.approx(0.91) and sa["n"].item() == 3
     assert (raw[raw["source"] == "ocbench"]["length"].dropna() > 0).all()
 
@@ -382,9 +534,9 @@ def test_html_has_every_dataset_section(built):
     for head, body in re.findall(r'<table class="lb sortable" ([^>]*)>(.*?)</table>', page, flags=re.S):
         where = re.sub(r' data-group="[^"]*"', "", head)
         seen |= {(where, label) for label in re.findall(r'<tr class="paper"[^>]*><td data-value="([^"]*)"', body)}
-    assert len(seen) == len(load_paper_rows()[lambda d: d["length"].isna()]
-                            .groupby(["dataset", "variant", "split", "method", "protocol"])) + \
-        len(load_paper_rows()[lambda d: d["length"].notna()].groupby(["dataset", "variant", "split", "method"]))
+    assert len(seen) == len(
+        load_paper_rows()[lambda d: d["length"].isna()].groupby(["dataset", "variant", "split", "method", "protocol"])
+    ) + len(load_paper_rows()[lambda d: d["length"].notna()].groupby(["dataset", "variant", "split", "method"]))
     assert page.count("data:image/png;base64,") == 6
     # self-contained: no external script, style sheet or image
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"(https?:)?//", page)
@@ -395,8 +547,9 @@ def test_build_profile_filter_paper_off_and_stale_figures(tmp_path, built):
     out, recs, _ = built
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "bars_old_dataset.png").write_bytes(PNG_MAGIC)
-    only = [r for r in recs if r["dataset"] == "tetrominoes"] + [rec("iodine", 0, profile="smoke",
-                                                                     metrics={"fg_ari": 0.1})]
+    only = [r for r in recs if r["dataset"] == "tetrominoes"] + [
+        rec("iodine", 0, profile="smoke", metrics={"fg_ari": 0.1})
+    ]
     paths = build(only, tmp_path, profile="smoke", paper=False)
     assert not (tmp_path / "figures" / "bars_old_dataset.png").exists()
     raw = pd.read_csv(paths["leaderboard.csv"])

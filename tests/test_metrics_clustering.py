@@ -1,4 +1,5 @@
 """Clustering accuracy and semantic scores (metrics.md §4, §5, §10)."""
+
 from __future__ import annotations
 
 import itertools
@@ -61,7 +62,7 @@ def test_cluster_accuracy_properties(lab, rnd):
     assert M.cluster_accuracy(t, perm[p])["acc"] == h["acc"]
     assert M.clustering_accuracy(t, perm[p], mapping="many_to_one")["acc"] == m2o["acc"]
     # the mapping reproduces the accuracy
-    mapped = np.array([h["cluster_to_class"].get(int(k), -10**9) for k in p])
+    mapped = np.array([h["cluster_to_class"].get(int(k), -(10**9)) for k in p])
     assert (mapped == t).mean() == h["acc"]
 
 
@@ -97,9 +98,7 @@ def labels_from_hist(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def test_semantic_scores_hand_computed():
     # classes 0 (bkg), 1, 2; clusters 0, 1, 2. Hungarian maps cluster 2 -> class 1, cluster 1 -> class 2.
-    h = np.array([[8, 1, 1],
-                  [0, 1, 4],
-                  [1, 3, 1]])
+    h = np.array([[8, 1, 1], [0, 1, 4], [1, 3, 1]])
     t, p = labels_from_hist(h)
     r = M.semantic_scores(t, p)
     assert r["cluster_to_class"] == {0: 0, 2: 1, 1: 2}
@@ -193,18 +192,21 @@ def test_semantic_more_clusters_than_classes():
 # ---------------------------------------------------------------------------------------------
 # bad input
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("call,exc,match", [
-    (lambda: M.cluster_accuracy(np.array([0.5]), np.array([0])), TypeError, "true: expected integer labels"),
-    (lambda: M.cluster_accuracy(np.array([0, 1]), np.array([0])), ValueError, "pred: 1 labels do not match"),
-    (lambda: M.cluster_accuracy(np.array([], np.int64), np.array([], np.int64)), ValueError, "true: empty"),
-    (lambda: M.cluster_accuracy(np.array([0]), np.array([0]), mapping="greedy"), ValueError, "mapping: expected"),
-    (lambda: M.cluster_accuracy([0], [0]), TypeError, "true: expected a numpy array"),
-    (lambda: M.semantic_scores(np.array([-1]), np.array([0])), ValueError, "true_cls: negative label"),
-    (lambda: M.semantic_scores(np.array([0]), np.array([0.0])), TypeError, "pred_clusters: expected integer"),
-    (lambda: M.semantic_scores(np.array([3]), np.array([0]), num_classes=2), ValueError, "true_cls: label 3"),
-    (lambda: M.semantic_scores(np.array([0]), np.array([0]), mode="mean"), ValueError, "mode: expected"),
-    (lambda: M.SemanticAccumulator().compute(), ValueError, "no pixels"),
-])
+@pytest.mark.parametrize(
+    "call,exc,match",
+    [
+        (lambda: M.cluster_accuracy(np.array([0.5]), np.array([0])), TypeError, "true: expected integer labels"),
+        (lambda: M.cluster_accuracy(np.array([0, 1]), np.array([0])), ValueError, "pred: 1 labels do not match"),
+        (lambda: M.cluster_accuracy(np.array([], np.int64), np.array([], np.int64)), ValueError, "true: empty"),
+        (lambda: M.cluster_accuracy(np.array([0]), np.array([0]), mapping="greedy"), ValueError, "mapping: expected"),
+        (lambda: M.cluster_accuracy([0], [0]), TypeError, "true: expected a numpy array"),
+        (lambda: M.semantic_scores(np.array([-1]), np.array([0])), ValueError, "true_cls: negative label"),
+        (lambda: M.semantic_scores(np.array([0]), np.array([0.0])), TypeError, "pred_clusters: expected integer"),
+        (lambda: M.semantic_scores(np.array([3]), np.array([0]), num_classes=2), ValueError, "true_cls: label 3"),
+        (lambda: M.semantic_scores(np.array([0]), np.array([0]), mode="mean"), ValueError, "mode: expected"),
+        (lambda: M.SemanticAccumulator().compute(), ValueError, "no pixels"),
+    ],
+)
 def test_bad_input_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()

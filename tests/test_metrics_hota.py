@@ -8,6 +8,7 @@ all to 1e-6 (measured: ~1e-15). Properties: id relabelling changes no score, a p
 scores HOTA = IDF1 = 1, an identity swap lowers IDF1 and AssA but not DetA, and the box and mask
 paths agree on axis-aligned rectangles.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,17 @@ from tests.test_metrics_tracking import random_video
 mm = pytest.importorskip("motmetrics")
 te = pytest.importorskip("trackeval")
 
-HOTA_KEYS = {"hota": "HOTA", "deta": "DetA", "assa": "AssA", "loca": "LocA", "detre": "DetRe", "detpr": "DetPr",
-             "assre": "AssRe", "asspr": "AssPr", "owta": "OWTA"}
+HOTA_KEYS = {
+    "hota": "HOTA",
+    "deta": "DetA",
+    "assa": "AssA",
+    "loca": "LocA",
+    "detre": "DetRe",
+    "detpr": "DetPr",
+    "assre": "AssRe",
+    "asspr": "AssPr",
+    "owta": "OWTA",
+}
 TOL = 1e-6
 
 
@@ -40,8 +50,10 @@ def check_hota(summary: dict, ref: dict, tol: float = TOL) -> None:
 def box_sims(gt_frames, pred_frames):
     """TrackEval's own box IoU (``_BaseDataset._calculate_box_ious``, xywh)."""
     iou = te.datasets._base_dataset._BaseDataset._calculate_box_ious
-    return [iou(np.asarray(gb, float).reshape(-1, 4), np.asarray(pb, float).reshape(-1, 4), box_format="xywh")
-            for (_, gb), (_, pb) in zip(gt_frames, pred_frames)]
+    return [
+        iou(np.asarray(gb, float).reshape(-1, 4), np.asarray(pb, float).reshape(-1, 4), box_format="xywh")
+        for (_, gb), (_, pb) in zip(gt_frames, pred_frames)
+    ]
 
 
 def te_boxes(gt, pred):
@@ -66,12 +78,29 @@ def test_tud_equals_trackeval_pipeline(tmp_path, capsys):
         g, t = tud(n)
         seq_info[n] = int(max(g.frames.max(), t.frames.max()))
     quiet = {"PRINT_CONFIG": False}
-    ev = te.Evaluator({"USE_PARALLEL": False, "PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False,
-                       "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False,
-                       "DISPLAY_LESS_PROGRESS": True})
-    ds = te.datasets.MotChallenge2DBox({"GT_FOLDER": str(tmp_path / "gt"), "TRACKERS_FOLDER": str(tmp_path / "tr"),
-                                        "BENCHMARK": "MOT15", "SKIP_SPLIT_FOL": True, "SEQ_INFO": seq_info,
-                                        "TRACKERS_TO_EVAL": ["ours"], **quiet})
+    ev = te.Evaluator(
+        {
+            "USE_PARALLEL": False,
+            "PRINT_RESULTS": False,
+            "PRINT_CONFIG": False,
+            "TIME_PROGRESS": False,
+            "OUTPUT_SUMMARY": False,
+            "OUTPUT_DETAILED": False,
+            "PLOT_CURVES": False,
+            "DISPLAY_LESS_PROGRESS": True,
+        }
+    )
+    ds = te.datasets.MotChallenge2DBox(
+        {
+            "GT_FOLDER": str(tmp_path / "gt"),
+            "TRACKERS_FOLDER": str(tmp_path / "tr"),
+            "BENCHMARK": "MOT15",
+            "SKIP_SPLIT_FOL": True,
+            "SEQ_INFO": seq_info,
+            "TRACKERS_TO_EVAL": ["ours"],
+            **quiet,
+        }
+    )
     out, _ = ev.evaluate([ds], [te.metrics.HOTA(quiet), te.metrics.Identity(quiet)])
     capsys.readouterr()
     ref = out["MotChallenge2DBox"]["ours"]
@@ -97,8 +126,10 @@ def test_tud_equals_trackeval_pipeline(tmp_path, capsys):
 @given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.booleans())
 def test_random_boxes_equal_trackeval(seed, n_videos, integer):
     rng = np.random.default_rng(seed)
-    videos = [random_boxes(rng, T=int(rng.integers(1, 9)), K=int(rng.integers(1, 6)), integer=integer)
-              for _ in range(n_videos)]
+    videos = [
+        random_boxes(rng, T=int(rng.integers(1, 9)), K=int(rng.integers(1, 6)), integer=integer)
+        for _ in range(n_videos)
+    ]
     res = M.clear_mot_boxes([v[0] for v in videos], [v[1] for v in videos], box_format="xywh", hota=True)
     datas = [te_boxes(g, p) for g, p in videos]
     h = te_combine(te.metrics.HOTA(), datas)
@@ -156,8 +187,23 @@ def test_hota_output_layout():
 # ---------------------------------------------------------------------------------------------
 # properties
 # ---------------------------------------------------------------------------------------------
-ALL_KEYS = ["mota", "motp", "num_matches", "num_switches", "num_misses", "num_false_positives", "mostly_tracked",
-            "partially_tracked", "mostly_lost", "num_fragmentations", "idf1", "idp", "idr", "idtp", *HOTA_KEYS]
+ALL_KEYS = [
+    "mota",
+    "motp",
+    "num_matches",
+    "num_switches",
+    "num_misses",
+    "num_false_positives",
+    "mostly_tracked",
+    "partially_tracked",
+    "mostly_lost",
+    "num_fragmentations",
+    "idf1",
+    "idp",
+    "idr",
+    "idtp",
+    *HOTA_KEYS,
+]
 
 
 def same_scores(a: dict, b: dict) -> None:
@@ -183,8 +229,12 @@ def test_id_relabelling_changes_no_score(seed, n_videos):
     bv = [random_boxes(rng, T=int(rng.integers(1, 8)), K=int(rng.integers(1, 5))) for _ in range(n_videos)]
     gperm, hperm = rng.permutation(1000), rng.permutation(1000)
     r1 = M.clear_mot_boxes([g for g, _ in bv], [p for _, p in bv], box_format="xywh", hota=True)["summary"]
-    r2 = M.clear_mot_boxes([[(gperm[i], b) for i, b in g] for g, _ in bv],
-                           [[(hperm[i], b) for i, b in p] for _, p in bv], box_format="xywh", hota=True)["summary"]
+    r2 = M.clear_mot_boxes(
+        [[(gperm[i], b) for i, b in g] for g, _ in bv],
+        [[(hperm[i], b) for i, b in p] for _, p in bv],
+        box_format="xywh",
+        hota=True,
+    )["summary"]
     same_scores(r1, r2)
 
 
@@ -212,7 +262,7 @@ def to_masks(video, H=64, W=64):
     m = np.zeros((len(video), H, W), np.int64)
     for t, (ids, b) in enumerate(video):
         for (x, y, w, h), i in zip(np.asarray(b).astype(int), ids):
-            m[t, y:y + h, x:x + w] = i
+            m[t, y : y + h, x : x + w] = i
     return m
 
 
@@ -276,9 +326,9 @@ def test_box_and_mask_paths_agree_on_rectangles(scene):
         order = np.argsort(hid[t][pi])  # rows in ascending id, the order of the mask path
         pred.append((hid[t][pi][order], pf[t][pi][order]))
         for i, (x, y, w, h) in zip(gi, gf[t][gi - 1].astype(int)):
-            gmask[t, y:y + h, x:x + w] = i
+            gmask[t, y : y + h, x : x + w] = i
         for i, (x, y, w, h) in zip(hid[t][pi], pf[t][pi].astype(int)):
-            pmask[t, y:y + h, x:x + w] = i + 100  # 0 stays free for the background
+            pmask[t, y : y + h, x : x + w] = i + 100  # 0 stays free for the background
     pred = [(i + 100, b) for i, b in pred]
     masks = M.clear_mot([gmask], [pmask], exclude_bg_iou=None, background_ids=(0,), hota=True)["summary"]
     boxes = M.clear_mot_boxes([gt], [pred], box_format="xywh", hota=True)["summary"]

@@ -4,6 +4,7 @@ Oracles: py-motmetrics 1.4.0 (``id_global_assignment``, ``num_fragmentations``) 
 per-frame inputs as ocbench, on the random id-map videos of ``test_metrics_tracking``; and
 TrackEval 1.3.0's ``Identity`` metric fed with independently computed similarities.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -33,13 +34,19 @@ def mm_overall(videos, **opts):
         accs.append(acc)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return mm.metrics.create().compute_many(accs, metrics=IDENTITY + COUNTS,
-                                                names=[str(i) for i in range(len(accs))], generate_overall=True)
+        return mm.metrics.create().compute_many(
+            accs, metrics=IDENTITY + COUNTS, names=[str(i) for i in range(len(accs))], generate_overall=True
+        )
 
 
 @SETTINGS
-@given(st.integers(0, 2**32 - 1), st.integers(1, 4), st.sampled_from([None, 0.2]), st.sampled_from(["mask", "box"]),
-       st.sampled_from([0.3, 0.5]))
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 4),
+    st.sampled_from([None, 0.2]),
+    st.sampled_from(["mask", "box"]),
+    st.sampled_from([0.3, 0.5]),
+)
 def test_identity_and_fragmentations_equal_motmetrics(seed, n_videos, exclude_bg_iou, geometry, thr):
     rng = np.random.default_rng(seed)
     videos = [random_video(rng, T=int(rng.integers(1, 8))) for _ in range(n_videos)]
@@ -61,12 +68,14 @@ def test_hand_checked_identity():
     # a 1x6 strip: object 1 on pixels 0-1, object 2 on pixels 3-4, 4 frames
     G = [1, 1, 0, 2, 2, 0]
     gt = np.array([G] * 4)[:, None, :]
-    pred = np.array([
-        [7, 7, 0, 8, 8, 0],
-        [7, 7, 0, 8, 8, 0],
-        [8, 8, 0, 7, 7, 0],  # swapped for two frames
-        [8, 8, 0, 0, 0, 0],  # object 2 missed
-    ])[:, None, :]
+    pred = np.array(
+        [
+            [7, 7, 0, 8, 8, 0],
+            [7, 7, 0, 8, 8, 0],
+            [8, 8, 0, 7, 7, 0],  # swapped for two frames
+            [8, 8, 0, 0, 0, 0],  # object 2 missed
+        ]
+    )[:, None, :]
     s = M.clear_mot([gt], [pred])["summary"]
     # best matching 1->7, 2->8 (or 1->8, 2->7): 2 + 2 = 4 true positives of 8 GT and 7 predicted detections
     assert (s["idtp"], s["idfn"], s["idfp"], s["num_predictions"]) == (4, 4, 3, 7)
@@ -82,6 +91,7 @@ def test_hand_checked_identity():
 def test_max_matching_is_the_optimum():
     rng = np.random.default_rng(0)
     from itertools import permutations
+
     for _ in range(200):
         w = rng.integers(0, 4, (3, 3)) * (rng.random((3, 3)) < 0.6)
         best = max(sum(w[i, p[i]] for i in range(3)) for p in permutations(range(3)))
@@ -96,7 +106,7 @@ def tracked_scene(draw):
     lay = np.zeros((8, 8), np.int64)
     for k in range(1, K + 1):
         r, c = divmod(k - 1, 2)
-        lay[r * 4:(r + 1) * 4 - 1, c * 4:(c + 1) * 4 - 1] = k
+        lay[r * 4 : (r + 1) * 4 - 1, c * 4 : (c + 1) * 4 - 1] = k
     gt = np.repeat(lay[None], T, 0)
     hyp = np.array(draw(st.permutations(list(range(10, 10 + K + 1)))))
     return gt, hyp, draw(st.integers(1, T - 1)), draw(st.sampled_from([(1, 2), (1, K), (2, K)]))
@@ -129,13 +139,18 @@ def trackeval_data(gt_frames, pred_frames, sims):
     """TrackEval's per-sequence data dict from per-frame id lists and similarity matrices."""
     gu = {g: i for i, g in enumerate(sorted({int(x) for f in gt_frames for x in f}))}
     pu = {p: i for i, p in enumerate(sorted({int(x) for f in pred_frames for x in f}))}
-    return {"gt_ids": [np.array([gu[int(x)] for x in f], int) for f in gt_frames],
-            "tracker_ids": [np.array([pu[int(x)] for x in f], int) for f in pred_frames],
-            "similarity_scores": [np.asarray(s, float).reshape(len(g), len(p))
-                                  for s, g, p in zip(sims, gt_frames, pred_frames)],
-            "num_gt_ids": len(gu), "num_tracker_ids": len(pu),
-            "num_gt_dets": sum(len(f) for f in gt_frames), "num_tracker_dets": sum(len(f) for f in pred_frames),
-            "num_timesteps": len(gt_frames)}
+    return {
+        "gt_ids": [np.array([gu[int(x)] for x in f], int) for f in gt_frames],
+        "tracker_ids": [np.array([pu[int(x)] for x in f], int) for f in pred_frames],
+        "similarity_scores": [
+            np.asarray(s, float).reshape(len(g), len(p)) for s, g, p in zip(sims, gt_frames, pred_frames)
+        ],
+        "num_gt_ids": len(gu),
+        "num_tracker_ids": len(pu),
+        "num_gt_dets": sum(len(f) for f in gt_frames),
+        "num_tracker_dets": sum(len(f) for f in pred_frames),
+        "num_timesteps": len(gt_frames),
+    }
 
 
 def mask_data(gt, pred):

@@ -1,4 +1,5 @@
 """ARI / FG-ARI / mIoU / mBO against scikit-learn, brute force and a ClevrTex port (metrics.md §1-§3, §10)."""
+
 from __future__ import annotations
 
 import itertools
@@ -23,8 +24,12 @@ SETTINGS = settings(max_examples=60, deadline=None)
 @st.composite
 def id_pair(draw, max_b=3, max_t=3, max_hw=6, max_k=6):
     """(true, pred) int64 [B,T,H,W] with small shapes and label counts (§10)."""
-    shape = (draw(st.integers(1, max_b)), draw(st.integers(1, max_t)), draw(st.integers(1, max_hw)),
-             draw(st.integers(1, max_hw)))
+    shape = (
+        draw(st.integers(1, max_b)),
+        draw(st.integers(1, max_t)),
+        draw(st.integers(1, max_hw)),
+        draw(st.integers(1, max_hw)),
+    )
     kt = draw(st.integers(1, max_k))
     kp = draw(st.integers(1, max_k))
     t = draw(arrays(np.int64, shape, elements=st.integers(0, kt - 1)))
@@ -58,15 +63,18 @@ def sk_per_sample(t: np.ndarray, p: np.ndarray, fg: bool) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # ARI
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("t,p,expected", [
-    (ONE, ONE, 1.0),  # N = 1
-    (SINGLE, img(5, 5, 5, 5), 1.0),  # both a single cluster
-    (SINGLETONS, img(4, 3, 2, 1), 1.0),  # both all-singletons
-    (SINGLE, SINGLETONS, 0.0),  # single cluster vs all-singletons
-    (SINGLE, img(0, 0, 1, 1), 0.0),  # one true cluster vs two predicted
-    (CASE_22, CASE_22_CHANGED, 0.0),  # scikit-learn #12940
-    (img(0, 0, 1, 1), img(0, 1, 0, 1), -0.5),  # the minimum
-])
+@pytest.mark.parametrize(
+    "t,p,expected",
+    [
+        (ONE, ONE, 1.0),  # N = 1
+        (SINGLE, img(5, 5, 5, 5), 1.0),  # both a single cluster
+        (SINGLETONS, img(4, 3, 2, 1), 1.0),  # both all-singletons
+        (SINGLE, SINGLETONS, 0.0),  # single cluster vs all-singletons
+        (SINGLE, img(0, 0, 1, 1), 0.0),  # one true cluster vs two predicted
+        (CASE_22, CASE_22_CHANGED, 0.0),  # scikit-learn #12940
+        (img(0, 0, 1, 1), img(0, 1, 0, 1), -0.5),  # the minimum
+    ],
+)
 def test_ari_degenerate_table(t, p, expected):
     assert M.ari(t, p)[0] == pytest.approx(expected, abs=1e-12)
     assert adjusted_rand_score(t.ravel(), p.ravel()) == pytest.approx(expected, abs=1e-12)
@@ -117,7 +125,7 @@ def test_ari_properties(pair, rnd):
     np.testing.assert_allclose(M.fg_ari(perm_t[t], perm_p[p]), M.fg_ari(t, p), atol=1e-12)
     # batch entries are independent
     for b in range(t.shape[0]):
-        assert M.ari(t[b:b + 1], p[b:b + 1])[0] == pytest.approx(a[b], abs=1e-15)
+        assert M.ari(t[b : b + 1], p[b : b + 1])[0] == pytest.approx(a[b], abs=1e-15)
 
 
 @SETTINGS
@@ -148,8 +156,9 @@ def test_frame_variants_are_means_of_per_frame_values(pair):
     B, T = t.shape[:2]
     ref = np.array([[adjusted_rand_score(t[b, i].ravel(), p[b, i].ravel()) for i in range(T)] for b in range(B)])
     np.testing.assert_allclose(M.ari_frame(t, p), ref.mean(1), atol=1e-9)
-    ref_fg = np.array([[adjusted_rand_score(t[b, i][t[b, i] > 0], p[b, i][t[b, i] > 0]) for i in range(T)]
-                       for b in range(B)])
+    ref_fg = np.array(
+        [[adjusted_rand_score(t[b, i][t[b, i] > 0], p[b, i][t[b, i] > 0]) for i in range(T)] for b in range(B)]
+    )
     np.testing.assert_allclose(M.fg_ari_frame(t, p), ref_fg.mean(1), atol=1e-9)
     # skip_empty_fg leaves frames without foreground out of the mean
     has = (t.reshape(B, T, -1) > 0).any(2)
@@ -391,17 +400,34 @@ def test_miou_clevrtex_hand_computed():
 # ---------------------------------------------------------------------------------------------
 def test_segmentation_accumulator_matches_functions():
     rng = np.random.default_rng(11)
-    names = ("ari", "fg_ari", "ari_frame", "fg_ari_frame", "miou", "miou_bg", "mbo", "miou_clevrtex",
-             "miou_clevrtex_fg")
+    names = (
+        "ari",
+        "fg_ari",
+        "ari_frame",
+        "fg_ari_frame",
+        "miou",
+        "miou_bg",
+        "mbo",
+        "miou_clevrtex",
+        "miou_clevrtex_fg",
+    )
     acc = M.SegmentationAccumulator(names)
     batches = [(rng.integers(0, 4, (3, 2, 5, 5)), rng.integers(0, 5, (3, 2, 5, 5))) for _ in range(3)]
     batches.append((np.zeros((1, 2, 5, 5), np.int64), rng.integers(0, 5, (1, 2, 5, 5))))  # no foreground
     for t, p in batches:
         acc.update(t, p)
     res = acc.compute()
-    fns = {"ari": M.ari, "fg_ari": M.fg_ari, "ari_frame": M.ari_frame, "fg_ari_frame": M.fg_ari_frame,
-           "miou": M.miou, "miou_bg": lambda t, p: M.miou(t, p, include_background=True), "mbo": M.mbo,
-           "miou_clevrtex": M.miou_clevrtex, "miou_clevrtex_fg": M.miou_clevrtex_fg}
+    fns = {
+        "ari": M.ari,
+        "fg_ari": M.fg_ari,
+        "ari_frame": M.ari_frame,
+        "fg_ari_frame": M.fg_ari_frame,
+        "miou": M.miou,
+        "miou_bg": lambda t, p: M.miou(t, p, include_background=True),
+        "mbo": M.mbo,
+        "miou_clevrtex": M.miou_clevrtex,
+        "miou_clevrtex_fg": M.miou_clevrtex_fg,
+    }
     for name in names:
         vals = np.concatenate([fns[name](t, p) for t, p in batches])
         np.testing.assert_allclose(acc.values(name), vals, atol=1e-15, equal_nan=True)
@@ -417,14 +443,36 @@ def test_summarize_reports_undefined_explicitly():
     s = M.summarize(np.array([np.nan, np.nan]))
     assert s["n"] == 0 and s["n_skipped"] == 2 and np.isnan(s["value"]) and s["status"] == "no_valid_samples"
     s = M.summarize(torch.tensor([0.5, np.nan, 1.0], dtype=torch.float64), "v")
-    assert s == {"value": 0.75, "std": pytest.approx(np.std([0.5, 1.0], ddof=1)), "n": 2, "n_skipped": 1,
-                 "status": "ok", "version": "v"}
+    assert s == {
+        "value": 0.75,
+        "std": pytest.approx(np.std([0.5, 1.0], ddof=1)),
+        "n": 2,
+        "n_skipped": 1,
+        "status": "ok",
+        "version": "v",
+    }
 
 
 def test_every_metric_has_a_version():
-    for name in ("ari", "fg_ari", "ari_frame", "fg_ari_frame", "miou", "miou_bg", "miou_clevrtex",
-                 "miou_clevrtex_fg", "mbo", "semantic", "semantic_dti", "cluster_accuracy", "mot", "mot_ocrb",
-                 "mota", "mse", "mse_sum"):
+    for name in (
+        "ari",
+        "fg_ari",
+        "ari_frame",
+        "fg_ari_frame",
+        "miou",
+        "miou_bg",
+        "miou_clevrtex",
+        "miou_clevrtex_fg",
+        "mbo",
+        "semantic",
+        "semantic_dti",
+        "cluster_accuracy",
+        "mot",
+        "mot_ocrb",
+        "mota",
+        "mse",
+        "mse_sum",
+    ):
         v = M.version(name)
         assert isinstance(v, str) and "/" in v and v == M.VERSIONS[name]
     with pytest.raises(KeyError, match="unknown metric"):
@@ -444,18 +492,21 @@ GOOD = np.zeros((2, 1, 3, 3), np.int64)
 
 
 @pytest.mark.parametrize("fn", [M.ari, M.fg_ari, M.ari_frame, M.miou, M.mbo, M.miou_clevrtex])
-@pytest.mark.parametrize("t,p,exc,match", [
-    (GOOD, GOOD.astype(np.float32), TypeError, "pred_ids.*float ids"),
-    (GOOD.astype(np.float64), GOOD, TypeError, "true_ids.*float ids"),
-    (GOOD, GOOD[:1], ValueError, r"pred_ids.*does not match.*\[B,T,H,W\]"),
-    (GOOD - 1, GOOD, ValueError, "true_ids: negative id -1"),
-    (GOOD, GOOD - 2, ValueError, "pred_ids: negative id -2"),
-    (GOOD[:0], GOOD[:0], ValueError, "true_ids: empty batch"),
-    (GOOD[:, 0], GOOD[:, 0], ValueError, r"true_ids: expected integer ids \[B,T,H,W\]"),
-    (GOOD, np.full((2, 1, 4, 3, 3), np.nan, np.float32), ValueError, "pred_ids: soft masks.*NaN"),
-    (GOOD.tolist(), GOOD, TypeError, "true_ids: expected a numpy array or a torch tensor"),
-    (GOOD.astype(np.complex64), GOOD, TypeError, "true_ids"),
-])
+@pytest.mark.parametrize(
+    "t,p,exc,match",
+    [
+        (GOOD, GOOD.astype(np.float32), TypeError, "pred_ids.*float ids"),
+        (GOOD.astype(np.float64), GOOD, TypeError, "true_ids.*float ids"),
+        (GOOD, GOOD[:1], ValueError, r"pred_ids.*does not match.*\[B,T,H,W\]"),
+        (GOOD - 1, GOOD, ValueError, "true_ids: negative id -1"),
+        (GOOD, GOOD - 2, ValueError, "pred_ids: negative id -2"),
+        (GOOD[:0], GOOD[:0], ValueError, "true_ids: empty batch"),
+        (GOOD[:, 0], GOOD[:, 0], ValueError, r"true_ids: expected integer ids \[B,T,H,W\]"),
+        (GOOD, np.full((2, 1, 4, 3, 3), np.nan, np.float32), ValueError, "pred_ids: soft masks.*NaN"),
+        (GOOD.tolist(), GOOD, TypeError, "true_ids: expected a numpy array or a torch tensor"),
+        (GOOD.astype(np.complex64), GOOD, TypeError, "true_ids"),
+    ],
+)
 def test_bad_input_errors(fn, t, p, exc, match):
     with pytest.raises(exc, match=match):
         fn(t, p)

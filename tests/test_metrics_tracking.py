@@ -6,6 +6,7 @@ hypotheses, distances) as ocbench (``metrics.frame_inputs``); its IoU helper is 
 which works on pandas 3; MOTP is recomputed from the MATCH/SWITCH events because motmetrics'
 OVERALL ``motp`` is NaN as soon as one video has no detection (a NaN·0 in ``motp_m``).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -21,8 +22,18 @@ import metrics as M
 mm = pytest.importorskip("motmetrics")
 
 SETTINGS = settings(max_examples=40, deadline=None)
-COUNTS = ["num_frames", "num_objects", "num_matches", "num_switches", "num_misses", "num_false_positives",
-          "mostly_tracked", "partially_tracked", "mostly_lost", "num_unique_objects"]
+COUNTS = [
+    "num_frames",
+    "num_objects",
+    "num_matches",
+    "num_switches",
+    "num_misses",
+    "num_false_positives",
+    "mostly_tracked",
+    "partially_tracked",
+    "mostly_lost",
+    "num_unique_objects",
+]
 
 
 def random_video(rng: np.random.Generator, T: int = 6, cells: int = 3, cs: int = 2, kt: int = 4, kp: int = 5):
@@ -54,8 +65,9 @@ def oracle(videos, **opts) -> dict:
     mh = mm.metrics.create()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        df = mh.compute_many(accs, metrics=COUNTS + ["mota"], names=[str(i) for i in range(len(accs))],
-                             generate_overall=True)
+        df = mh.compute_many(
+            accs, metrics=COUNTS + ["mota"], names=[str(i) for i in range(len(accs))], generate_overall=True
+        )
     row = df.loc["OVERALL"]
     out = {k: int(row[k]) for k in COUNTS}
     out["mota"] = float(row["mota"])
@@ -68,8 +80,13 @@ def oracle(videos, **opts) -> dict:
 
 
 @SETTINGS
-@given(st.integers(0, 2**32 - 1), st.integers(1, 4), st.sampled_from([None, 0.2]), st.integers(1, 3),
-       st.sampled_from(["mask", "box"]))
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 4),
+    st.sampled_from([None, 0.2]),
+    st.integers(1, 3),
+    st.sampled_from(["mask", "box"]),
+)
 def test_counts_equal_motmetrics(seed, n_videos, exclude_bg_iou, min_pixels, geometry):
     rng = np.random.default_rng(seed)
     videos = [random_video(rng, T=int(rng.integers(1, 7))) for _ in range(n_videos)]
@@ -97,16 +114,24 @@ def test_hand_checked_sequence():
     # a 1x10 strip; GT object 1 on pixels 0-1, object 2 on 3-4 (absent in frame 3); background 6 pixels
     G = [1, 1, 0, 2, 2, 0, 0, 0, 0, 0]
     gt = np.array([G, G, G, [1, 1, 0, 0, 0, 0, 0, 0, 0, 0], G])[:, None, :]
-    pred = np.array([
-        [7, 7, 0, 8, 8, 0, 0, 0, 0, 5],  # 2 matches; 5 is a 1-pixel FP (IoU 1/6 with the background)
-        [8, 8, 0, 7, 7, 0, 0, 0, 0, 0],  # ids swapped: 2 switches
-        [8, 8, 0, 0, 0, 0, 0, 0, 0, 0],  # 1 kept by continuity, object 2 missed
-        [7, 7, 0, 0, 0, 0, 0, 0, 0, 0],  # object 1 now 7: switch (its last match was 8)
-        [7, 7, 0, 8, 0, 0, 0, 0, 0, 0],  # 7 continues; 8 covers half of object 2: IoU 0.5 matches, switch
-    ])[:, None, :]
+    pred = np.array(
+        [
+            [7, 7, 0, 8, 8, 0, 0, 0, 0, 5],  # 2 matches; 5 is a 1-pixel FP (IoU 1/6 with the background)
+            [8, 8, 0, 7, 7, 0, 0, 0, 0, 0],  # ids swapped: 2 switches
+            [8, 8, 0, 0, 0, 0, 0, 0, 0, 0],  # 1 kept by continuity, object 2 missed
+            [7, 7, 0, 0, 0, 0, 0, 0, 0, 0],  # object 1 now 7: switch (its last match was 8)
+            [7, 7, 0, 8, 0, 0, 0, 0, 0, 0],  # 7 continues; 8 covers half of object 2: IoU 0.5 matches, switch
+        ]
+    )[:, None, :]
     s = M.clear_mot(gt[None], pred[None])["summary"]
-    assert (s["num_frames"], s["num_objects"], s["num_matches"], s["num_switches"], s["num_misses"],
-            s["num_false_positives"]) == (5, 9, 4, 4, 1, 1)
+    assert (
+        s["num_frames"],
+        s["num_objects"],
+        s["num_matches"],
+        s["num_switches"],
+        s["num_misses"],
+        s["num_false_positives"],
+    ) == (5, 9, 4, 4, 1, 1)
     assert s["mota"] == pytest.approx(1 - 6 / 9, abs=1e-15)
     assert s["motp"] == pytest.approx(0.5 / 8, abs=1e-15) and s["motp_iou"] == pytest.approx(0.9375, abs=1e-15)
     assert (s["mostly_tracked"], s["partially_tracked"], s["mostly_lost"]) == (1, 1, 0)
@@ -123,7 +148,7 @@ def tracked_scene(draw):
     lay = np.zeros((8, 8), np.int64)
     for k in range(1, K + 1):
         r, c = divmod(k - 1, 2)
-        lay[r * 4:(r + 1) * 4 - 1, c * 4:(c + 1) * 4 - 1] = k
+        lay[r * 4 : (r + 1) * 4 - 1, c * 4 : (c + 1) * 4 - 1] = k
     gt = np.repeat(lay[None], T, 0)
     hyp = np.array(draw(st.permutations(list(range(10, 10 + K + 1)))))  # gt id -> hypothesis id
     return gt, hyp, draw(st.integers(1, T - 1)), draw(st.sampled_from([(1, 2), (1, K), (2, K)]))
@@ -211,7 +236,8 @@ def test_accumulator_batches_equal_one_call_and_inputs_kinds():
     # soft-mask predictions [T,K,H,W] are argmaxed
     soft = np.eye(6, dtype=np.float32)[vids[0][1]].transpose(0, 3, 1, 2)
     assert M.mot([vids[0][0]], [soft])["summary"] == pytest.approx(
-        M.clear_mot([vids[0][0]], [vids[0][1]])["summary"], nan_ok=True)
+        M.clear_mot([vids[0][0]], [vids[0][1]])["summary"], nan_ok=True
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,8 +284,9 @@ def ocrb_summary(acc) -> dict:
 def test_ocrb_compat_equals_ocrb_port(seed, exclude):
     rng = np.random.default_rng(seed)
     videos = [random_video(rng, T=11, cells=3, cs=3) for _ in range(3)]
-    res = M.clear_mot([v[0] for v in videos], [v[1] for v in videos], ocrb_compat=True,
-                      exclude_bg_iou=0.2 if exclude else None)
+    res = M.clear_mot(
+        [v[0] for v in videos], [v[1] for v in videos], ocrb_compat=True, exclude_bg_iou=0.2 if exclude else None
+    )
     acc = mm.MOTAccumulator()
     count = 0
     for gt, pred in videos:
@@ -275,16 +302,29 @@ def test_ocrb_compat_equals_ocrb_port(seed, exclude):
     host = mm.metrics.create()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        summ = host.compute(acc, metrics=["num_frames", "mota", "motp", "num_matches", "num_switches",
-                                          "num_false_positives", "num_misses", "num_objects"], name="acc")
+        summ = host.compute(
+            acc,
+            metrics=[
+                "num_frames",
+                "mota",
+                "motp",
+                "num_matches",
+                "num_switches",
+                "num_false_positives",
+                "num_misses",
+                "num_objects",
+            ],
+            name="acc",
+        )
     s = res["summary"]
     for k in ("num_frames", "num_matches", "num_switches", "num_false_positives", "num_misses", "num_objects"):
         assert s[k] == int(summ[k].iloc[0]), k
     np.testing.assert_allclose(s["ocrb_mota"], summ["mota"].iloc[0] * 100, atol=1e-10, equal_nan=True)
     np.testing.assert_allclose(s["ocrb_motp"], (1 - summ["motp"].iloc[0]) * 100, atol=1e-10, equal_nan=True)
     o = ocrb_summary(acc)
-    np.testing.assert_allclose([s["ocrb_mostly_tracked"], s["ocrb_mostly_detected"]], [o["mt"], o["md"]],
-                               atol=1e-10, equal_nan=True)
+    np.testing.assert_allclose(
+        [s["ocrb_mostly_tracked"], s["ocrb_mostly_detected"]], [o["mt"], o["md"]], atol=1e-10, equal_nan=True
+    )
     assert res["version"] == M.VERSIONS["mot_ocrb"]
 
 
@@ -294,23 +334,26 @@ def test_ocrb_compat_equals_ocrb_port(seed, exclude):
 V = np.zeros((3, 4, 4), np.int64)
 
 
-@pytest.mark.parametrize("call,exc,match", [
-    (lambda: M.clear_mot([V], [V[:2]]), ValueError, r"pred_videos\[0\]: 2 frames but true_videos\[0\] has 3"),
-    (lambda: M.clear_mot([V, V], [V]), ValueError, "pred_videos: 1 videos but true_videos has 2"),
-    (lambda: M.clear_mot([], []), ValueError, "true_videos: empty"),
-    (lambda: M.clear_mot([V[0]], [V[0]]), ValueError, r"true_videos\[0\]: expected integer ids \[T,H,W\]"),
-    (lambda: M.clear_mot([V], [V.astype(float)]), TypeError, r"pred_videos\[0\].*float ids"),
-    (lambda: M.clear_mot([V - 1], [V]), ValueError, r"true_videos\[0\]: negative id"),
-    (lambda: M.clear_mot([V], [V[:, :3]]), ValueError, r"pred_videos\[0\].*does not match"),
-    (lambda: M.clear_mot(V, V), ValueError, r"true_videos: expected videos \[B,T,H,W\]"),
-    (lambda: M.clear_mot(5, 5), TypeError, "true_videos: expected an array"),
-    (lambda: M.clear_mot([V], [V], geometry="poly"), ValueError, "geometry: expected"),
-    (lambda: M.clear_mot([V], [V], iou_threshold=2), ValueError, "iou_threshold"),
-    (lambda: M.clear_mot([V], [V], min_pixels=0), ValueError, "min_pixels"),
-    (lambda: M.clear_mot([V], [V], ocrb_compat=True), ValueError, "ocrb_compat: videos need at least 10 frames"),
-    (lambda: M.clear_mot([V, V], [V, V], background_ids=[(1,)]), ValueError, "background_ids: 1 per-video"),
-    (lambda: M.TrackingAccumulator().compute(), ValueError, "no videos"),
-])
+@pytest.mark.parametrize(
+    "call,exc,match",
+    [
+        (lambda: M.clear_mot([V], [V[:2]]), ValueError, r"pred_videos\[0\]: 2 frames but true_videos\[0\] has 3"),
+        (lambda: M.clear_mot([V, V], [V]), ValueError, "pred_videos: 1 videos but true_videos has 2"),
+        (lambda: M.clear_mot([], []), ValueError, "true_videos: empty"),
+        (lambda: M.clear_mot([V[0]], [V[0]]), ValueError, r"true_videos\[0\]: expected integer ids \[T,H,W\]"),
+        (lambda: M.clear_mot([V], [V.astype(float)]), TypeError, r"pred_videos\[0\].*float ids"),
+        (lambda: M.clear_mot([V - 1], [V]), ValueError, r"true_videos\[0\]: negative id"),
+        (lambda: M.clear_mot([V], [V[:, :3]]), ValueError, r"pred_videos\[0\].*does not match"),
+        (lambda: M.clear_mot(V, V), ValueError, r"true_videos: expected videos \[B,T,H,W\]"),
+        (lambda: M.clear_mot(5, 5), TypeError, "true_videos: expected an array"),
+        (lambda: M.clear_mot([V], [V], geometry="poly"), ValueError, "geometry: expected"),
+        (lambda: M.clear_mot([V], [V], iou_threshold=2), ValueError, "iou_threshold"),
+        (lambda: M.clear_mot([V], [V], min_pixels=0), ValueError, "min_pixels"),
+        (lambda: M.clear_mot([V], [V], ocrb_compat=True), ValueError, "ocrb_compat: videos need at least 10 frames"),
+        (lambda: M.clear_mot([V, V], [V, V], background_ids=[(1,)]), ValueError, "background_ids: 1 per-video"),
+        (lambda: M.TrackingAccumulator().compute(), ValueError, "no videos"),
+    ],
+)
 def test_bad_input_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call()

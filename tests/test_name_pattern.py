@@ -1,8 +1,10 @@
 """One safe-name pattern for every name that becomes a path, enforced where names are registered."""
+
 import re
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import baselines.base as B
 import generators.core as G
@@ -10,8 +12,22 @@ import ocbench_common.names as N
 from benchmark.store import UnsafeNameError, path_inside, run_id, safe_name
 from generators.core import DatasetSpec, Variant
 
-HOSTILE = ["../../../evil", "/abs/path", "a/b", "<script>x</script>", "", ".hidden", "..", "A", "a__b",
-           "x" * 49, "a\\b", "a b", "a\nb", "é"]
+HOSTILE = [
+    "../../../evil",
+    "/abs/path",
+    "a/b",
+    "<script>x</script>",
+    "",
+    ".hidden",
+    "..",
+    "A",
+    "a__b",
+    "x" * 49,
+    "a\\b",
+    "a b",
+    "a\nb",
+    "é",
+]
 
 
 def test_both_registries_use_the_one_pattern():
@@ -60,8 +76,17 @@ def test_unsafe_dataset_names_refused_at_registration(where, bad):
     variants = {bad if where == "variant" else "default": Variant()}
     sizes = {p: {(bad if where == "split" else "train"): 1} for p in G.PROFILES}
     views = {bad: ("train", 1)} if where == "view" else {}
-    spec = DatasetSpec(name=name, version="1.0.0", kind="image", base_config={}, variants=variants,
-                       default_variant=next(iter(variants)), sizes=sizes, render=lambda c, s: {}, views=views)
+    spec = DatasetSpec(
+        name=name,
+        version="1.0.0",
+        kind="image",
+        base_config={},
+        variants=variants,
+        default_variant=next(iter(variants)),
+        sizes=sizes,
+        render=lambda c, s: {},
+        views=views,
+    )
     with pytest.raises(G.DatasetError, match="invalid"):
         G.register_dataset(spec)
     assert name not in G._REGISTRY

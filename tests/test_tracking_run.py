@@ -1,6 +1,7 @@
 """IDF1 and HOTA through ``run``: the record of a video run holds them with the catalogue's identity, combined
 over videos as motmetrics and TrackEval combine sequences (counts pooled, never a mean of per-video scores),
 and the leaderboard's video section shows MOTA, IDF1 and HOTA side by side."""
+
 from __future__ import annotations
 
 import importlib
@@ -32,21 +33,28 @@ def _render(cfg, seeds):
         rng = np.random.default_rng(int(s))
         n_obj[i] = 1 + int(rng.integers(0, 2))
         for t in range(T):
-            masks[i, t, 1:4, 1 + t:4 + t] = 1
-            video[i, t, 1:4, 1 + t:4 + t] = (255, 0, 0)
+            masks[i, t, 1:4, 1 + t : 4 + t] = 1
+            video[i, t, 1:4, 1 + t : 4 + t] = (255, 0, 0)
             if n_obj[i] == 2:
-                masks[i, t, 7:10, 1 + t:4 + t] = 2
-                video[i, t, 7:10, 1 + t:4 + t] = (0, 255, 0)
+                masks[i, t, 7:10, 1 + t : 4 + t] = 2
+                video[i, t, 7:10, 1 + t : 4 + t] = (0, 255, 0)
     return {"video": video, "masks": masks, "objects/n_objects": n_obj}
 
 
-register_dataset(DatasetSpec(
-    name="_toytrack", version="1.0.0", kind="video", base_config={"frames": T}, variants={"default": Variant()},
-    default_variant="default", sizes={p: {"train": 2, "val": 2, "test": 8} for p in ("smoke", "quick", "paper")},
-    render=_render,
-))
+register_dataset(
+    DatasetSpec(
+        name="_toytrack",
+        version="1.0.0",
+        kind="video",
+        base_config={"frames": T},
+        variants={"default": Variant()},
+        default_variant="default",
+        sizes={p: {"train": 2, "val": 2, "test": 8} for p in ("smoke", "quick", "paper")},
+        render=_render,
+    )
+)
 
-PLUGIN = textwrap.dedent('''
+PLUGIN = textwrap.dedent("""
     import numpy as np
     from baselines import Method, Prediction, register_method
 
@@ -64,7 +72,7 @@ PLUGIN = textwrap.dedent('''
             two = green.any(axis=(1, 2, 3))  # a one-object video is tracked perfectly
             masks[two, 2:] = red[two, 2:] * 2 + green[two, 2:] * 1
             return Prediction(masks=masks.astype(np.int64), background_ids=(0,))
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +81,28 @@ def run(tmp_path_factory):
     plugin = tmp / "toy_swap_tracker.py"
     plugin.write_text(PLUGIN)
     res = tmp / "res"
-    assert main(["run", "--datasets", "_toytrack", "--methods", "toy_swap_tracker", "--profile", "smoke",
-                 "--data-root", str(tmp / "data"), "--results", str(res), "--plugin", str(plugin),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--datasets",
+                "_toytrack",
+                "--methods",
+                "toy_swap_tracker",
+                "--profile",
+                "smoke",
+                "--data-root",
+                str(tmp / "data"),
+                "--results",
+                str(res),
+                "--plugin",
+                str(plugin),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     (rec,) = list(ResultsStore(res).records("smoke"))
     split = generators.load("_toytrack", "test", profile="smoke", root=tmp / "data")
     return tmp, res, rec, split
@@ -87,8 +114,9 @@ def test_record_holds_identity_and_hota_with_catalogue_identity(run):
     m = rec["metrics"]
     for k in ("idf1", "idp", "idr", "num_fragmentations", "hota", "deta", "assa", "loca"):
         e = m[k]
-        assert {f: e[f] for f in ("version", "label", "unit", "higher_is_better", "family")} == \
-            CATALOGUE[k].identity(), k
+        assert {f: e[f] for f in ("version", "label", "unit", "higher_is_better", "family")} == CATALOGUE[
+            k
+        ].identity(), k
         assert e["status"] == "ok" and e["n"] == 8, (k, e)
     assert m["idf1"]["version"].startswith("identity/1") and m["hota"]["version"].startswith("hota/1")
     assert m["idf1"]["label"] == "IDF1" and m["hota"]["label"] == "HOTA" and m["hota"]["unit"] == "fraction"
@@ -142,17 +170,33 @@ def test_leaderboard_video_section_shows_mota_idf1_hota(run):
 def test_count_figure_draws_the_tracking_headline(monkeypatch, tmp_path):
     """The by-object-count figure of a video dataset has a row for MOTA, IDF1 and HOTA (and its main metric)."""
     rows_drawn = []
-    monkeypatch.setattr(figures, "_line_panels", lambda data, x, rows, *a, **k: rows_drawn.append(
-        (list(rows), sorted(set(data["metric"])), data.groupby("metric")["value"].max().to_dict())))
+    monkeypatch.setattr(
+        figures,
+        "_line_panels",
+        lambda data, x, rows, *a, **k: rows_drawn.append(
+            (list(rows), sorted(set(data["metric"])), data.groupby("metric")["value"].max().to_dict())
+        ),
+    )
     seeds = []
     for k in (2, 3):
         for metric, v in (("mota", 0.5), ("idf1", 0.25), ("hota", 0.75), ("num_switches", 3.0)):
-            seeds.append({"dataset": "scattered_mnist", "variant": "v", "split": f"test_n{k}", "method": "conncomp",
-                          "metric": metric, "value": v, "seed": 0, "label": metric.upper(),
-                          "unit": "count" if metric == "num_switches" else "fraction", "higher_is_better": True,
-                          "family": "tracking"})
+            seeds.append(
+                {
+                    "dataset": "scattered_mnist",
+                    "variant": "v",
+                    "split": f"test_n{k}",
+                    "method": "conncomp",
+                    "metric": metric,
+                    "value": v,
+                    "seed": 0,
+                    "label": metric.upper(),
+                    "unit": "count" if metric == "num_switches" else "fraction",
+                    "higher_is_better": True,
+                    "family": "tracking",
+                }
+            )
     figures.count_figure("scattered_mnist", pd.DataFrame(seeds), tmp_path / "f.png")
-    (rows, present, top), = rows_drawn
+    ((rows, present, top),) = rows_drawn
     assert rows == ["mota", "idf1", "hota"] and present == ["hota", "idf1", "mota"]
     assert top == {"mota": 50.0, "idf1": 25.0, "hota": 75.0}  # fractions drawn in %
     assert importlib.import_module("leaderboard.aggregate").COUNT_TABLE_METRICS[:3] == ("mota", "idf1", "hota")

@@ -1,4 +1,5 @@
 """The shared trainer: schedule, data path, checkpoint/resume, divergence, budget, learning curve."""
+
 from __future__ import annotations
 
 import sys
@@ -15,17 +16,18 @@ from tests.test_baselines_learned import H, W, tiny, toy_split
 
 def _fit(tmp_path=None, seed=0, steps=10, max_steps=None, budget=None, val=None, **over):
     m = tiny("slot_attention", steps=steps, val_every=1, **over)
-    ctx = FitContext(device="cpu", progress=False, seed=seed, max_steps=max_steps, time_budget_s=budget,
-                     checkpoint_dir=tmp_path)
+    ctx = FitContext(
+        device="cpu", progress=False, seed=seed, max_steps=max_steps, time_budget_s=budget, checkpoint_dir=tmp_path
+    )
     m.fit(toy_split(32), val, ctx)
     return m, ctx
 
 
 def test_schedule_warmup_then_exponential_decay():
     s = Schedule(warmup_steps=10, decay_rate=0.5, decay_steps=100)
-    assert s(0) == pytest.approx(0.1 * 0.5 ** 0.0)
-    assert s(4) == pytest.approx(0.5 * 0.5 ** 0.04)
-    assert s(9) == pytest.approx(0.5 ** 0.09)
+    assert s(0) == pytest.approx(0.1 * 0.5**0.0)
+    assert s(4) == pytest.approx(0.5 * 0.5**0.04)
+    assert s(9) == pytest.approx(0.5**0.09)
     assert s(200) == pytest.approx(0.25)
     assert Schedule(0, 1.0, 1)(12345) == 1.0
 
@@ -80,8 +82,9 @@ def test_resume_after_interruption_gives_the_same_losses(tmp_path, monkeypatch):
     _, second = _fit(tmp_path, steps=8, checkpoint_every=3)
     assert second.info["resumed_from_step"] == 6 and second.info["steps"] == 8
     assert [p["step"] for p in second.info["curve"]] == list(range(1, 9))
-    np.testing.assert_allclose([p["loss"] for p in second.info["curve"]],
-                               [p["loss"] for p in full.info["curve"]], rtol=1e-6)
+    np.testing.assert_allclose(
+        [p["loss"] for p in second.info["curve"]], [p["loss"] for p in full.info["curve"]], rtol=1e-6
+    )
 
 
 def test_max_steps_caps_the_run_and_shrinks_the_schedule():

@@ -1,5 +1,6 @@
 """The trainer as a class: each method alone, the hooks video models plug in (a clip source, a curriculum,
 phases), and the class path equal, loss for loss, to a frozen copy of the loop it replaced."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,10 +14,28 @@ from torch import nn
 
 from baselines.base import FitContext
 from baselines.nn import to_unit
-from baselines.trainer import (CHECKPOINT_NAME, CheckpointError, ClipSource, FrameSource, Phase, Schedule, Trainer,
-                               TrainingDiverged, TrainSettings, _frames_numpy, _rng_state, _set_rng_state,
-                               _sync_interval, load_checkpoint, predict_masks, prepare_cuda, resolve_device,
-                               save_checkpoint, seed_everything, train_model)
+from baselines.trainer import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    ClipSource,
+    FrameSource,
+    Phase,
+    Schedule,
+    Trainer,
+    TrainingDiverged,
+    TrainSettings,
+    _frames_numpy,
+    _rng_state,
+    _set_rng_state,
+    _sync_interval,
+    load_checkpoint,
+    predict_masks,
+    prepare_cuda,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+    train_model,
+)
 from tests.test_baselines_learned import ToySplit, tiny, toy_split
 
 # ------------------------------------------------------------------------------ the loop before the class
@@ -51,8 +70,15 @@ def _ref_validator(val, device: torch.device, size: int, batch_size: int, amp: b
     return run
 
 
-def _reference_train_model(model: nn.Module, cfg: TrainSettings, train, val, ctx: FitContext,
-                device: torch.device | None = None, on_device: bool | None = None) -> dict:
+def _reference_train_model(
+    model: nn.Module,
+    cfg: TrainSettings,
+    train,
+    val,
+    ctx: FitContext,
+    device: torch.device | None = None,
+    on_device: bool | None = None,
+) -> dict:
     """The frozen loop (see above)."""
     cfg.check()
     device = device or resolve_device(ctx.device)
@@ -67,8 +93,9 @@ def _reference_train_model(model: nn.Module, cfg: TrainSettings, train, val, ctx
     # the warm-up and decay shrink with the run (profile fraction and max_steps cap alike), so a short
     # run sees the paper's schedule shape; a time budget does not change them (it is an interruption)
     sched_scale = total / cfg.steps
-    schedule = Schedule(round(cfg.warmup_steps * sched_scale), cfg.decay_rate,
-                        max(1, round(cfg.decay_steps * sched_scale)))
+    schedule = Schedule(
+        round(cfg.warmup_steps * sched_scale), cfg.decay_rate, max(1, round(cfg.decay_steps * sched_scale))
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":  # the fused kernel on CUDA: one launch for all parameters
         opt = torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, fused=cuda or None)
@@ -92,18 +119,29 @@ def _reference_train_model(model: nn.Module, cfg: TrainSettings, train, val, ctx
             sched.load_state_dict(state["scheduler"])
             _set_rng_state(state["rng"], source)
         except (KeyError, TypeError, ValueError, RuntimeError) as e:  # another model's or an old format's state
-            raise CheckpointError(f"checkpoint {ckpt} does not fit this run ({type(e).__name__}: "
-                                  f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}); delete it (or run "
-                                  f"with --force) to train this unit from scratch") from None
+            raise CheckpointError(
+                f"checkpoint {ckpt} does not fit this run ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:200] if str(e) else 'no detail'}); delete it (or run "
+                f"with --force) to train this unit from scratch"
+            ) from None
         step, curve, elapsed_before = state["step"], state["curve"], state["seconds"]
         info["resumed_from_step"] = step
         ctx.log(f"resuming from {ckpt} at step {step}")
 
     def save() -> None:
         if ckpt is not None:
-            save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "scheduler": sched.state_dict(), "rng": _rng_state(source), "step": step,
-                             "curve": curve, "seconds": elapsed_before + (time.perf_counter() - t0)}, ckpt)
+            save_checkpoint(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": _rng_state(source),
+                    "step": step,
+                    "curve": curve,
+                    "seconds": elapsed_before + (time.perf_counter() - t0),
+                },
+                ckpt,
+            )
 
     loss_fn = model
     compiled = False
@@ -135,8 +173,14 @@ def _reference_train_model(model: nn.Module, cfg: TrainSettings, train, val, ctx
     last_loss = float("nan")
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=step, disable=not ctx.progress, mininterval=1.0,
-               desc=f"{type(model).__name__}", dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        initial=step,
+        disable=not ctx.progress,
+        mininterval=1.0,
+        desc=f"{type(model).__name__}",
+        dynamic_ncols=True,
+    )
 
     def flush() -> None:
         nonlocal last_loss
@@ -154,9 +198,12 @@ def _reference_train_model(model: nn.Module, cfg: TrainSettings, train, val, ctx
         bar.set_postfix(loss=f"{np.mean(vals):.4g}", lr=f"{sched.get_last_lr()[0]:.2e}", refresh=False)
 
     def add_point() -> None:
-        point = {"step": step, "loss": float(np.mean(window)) if window else None,
-                 "val_fg_ari": validate(model) if validate else None,
-                 "seconds": round(elapsed_before + time.perf_counter() - t0, 3)}
+        point = {
+            "step": step,
+            "loss": float(np.mean(window)) if window else None,
+            "val_fg_ari": validate(model) if validate else None,
+            "seconds": round(elapsed_before + time.perf_counter() - t0, 3),
+        }
         window.clear()
         curve.append(point)
         info["curve"] = curve
@@ -202,14 +249,26 @@ def _reference_train_model(model: nn.Module, cfg: TrainSettings, train, val, ctx
         bar.close()
     seconds = time.perf_counter() - t0
     loop_s = time.perf_counter() - t_loop if t_loop is not None else 0.0
-    info.update(steps=step, total_steps=total, budget_cut=budget_cut, device=str(device), amp=amp,
-                compiled=compiled, data_on_device=source.on_device, train_seconds=round(seconds, 3),
-                steps_per_second=round((step - steps_at_loop) / loop_s, 3) if loop_s > 0 else None,
-                final_loss=last_loss, schedule_scale=sched_scale, curve=curve, status="ok")
+    info.update(
+        steps=step,
+        total_steps=total,
+        budget_cut=budget_cut,
+        device=str(device),
+        amp=amp,
+        compiled=compiled,
+        data_on_device=source.on_device,
+        train_seconds=round(seconds, 3),
+        steps_per_second=round((step - steps_at_loop) / loop_s, 3) if loop_s > 0 else None,
+        final_loss=last_loss,
+        schedule_scale=sched_scale,
+        curve=curve,
+        status="ok",
+    )
     return info
 
 
 # ------------------------------------------------------------------------------ helpers
+
 
 class TinyNet(nn.Module):
     """A per-pixel softmax over K slots, each a learned colour: the smallest model the trainer takes."""
@@ -268,13 +327,20 @@ class ClipNet(nn.Module):
 
 
 def _ctx(ckdir=None, logs=None, **kw) -> FitContext:
-    return FitContext(device="cpu", progress=False, seed=0, checkpoint_dir=ckdir,
-                      log=logs.append if logs is not None else (lambda s: None), **kw)
+    return FitContext(
+        device="cpu",
+        progress=False,
+        seed=0,
+        checkpoint_dir=ckdir,
+        log=logs.append if logs is not None else (lambda s: None),
+        **kw,
+    )
 
 
 def _cfg(**over) -> TrainSettings:
-    return TrainSettings(**{"steps": 6, "batch_size": 4, "lr": 1e-2, "val_every": 1, "checkpoint_every": 1000,
-                            "log_every": 1, **over})
+    return TrainSettings(
+        **{"steps": 6, "batch_size": 4, "lr": 1e-2, "val_every": 1, "checkpoint_every": 1000, "log_every": 1, **over}
+    )
 
 
 def _losses(info) -> list:
@@ -302,6 +368,7 @@ class Dying(Trainer):
 
 # ------------------------------------------------------------------------------ the class equals the old loop
 
+
 def _slot_attention(seed: int = 0):
     m = tiny("slot_attention", steps=6, val_every=1, clip_norm=1.0)
     seed_everything(seed)
@@ -310,12 +377,16 @@ def _slot_attention(seed: int = 0):
 
 def _tiny_rmsprop(seed: int = 0):
     torch.manual_seed(seed)
-    return TinyNet(), _cfg(optimizer="rmsprop", clip_norm=0.5, warmup_steps=2, decay_rate=0.5, decay_steps=3,
-                           checkpoint_every=2)
+    return TinyNet(), _cfg(
+        optimizer="rmsprop", clip_norm=0.5, warmup_steps=2, decay_rate=0.5, decay_steps=3, checkpoint_every=2
+    )
 
 
-@pytest.mark.parametrize("build, with_val", [(_slot_attention, True), (_tiny_rmsprop, False)],
-                         ids=["slot_attention_adam_val", "tiny_rmsprop_clip_decay_ckpt"])
+@pytest.mark.parametrize(
+    "build, with_val",
+    [(_slot_attention, True), (_tiny_rmsprop, False)],
+    ids=["slot_attention_adam_val", "tiny_rmsprop_clip_decay_ckpt"],
+)
 def test_the_class_gives_the_losses_of_the_frozen_loop(tmp_path, build, with_val):
     train, val = toy_split(16), (toy_split(6, seed=5) if with_val else None)
     runs = {}
@@ -356,6 +427,7 @@ def test_a_checkpoint_written_before_phases_existed_still_resumes(tmp_path):
 
 
 # ------------------------------------------------------------------------------ methods alone
+
 
 def _trainer(ckdir=None, logs=None, model=None, cfg=None, **kw) -> Trainer:
     torch.manual_seed(0)
@@ -438,6 +510,7 @@ def test_a_compiled_model_failing_at_its_first_call_trains_on_eagerly_with_the_s
         def compiled(x):
             calls.append(1)
             raise RuntimeError("backend compiler failed")
+
         return compiled
 
     monkeypatch.setattr(torch, "compile", fake_compile)
@@ -445,8 +518,7 @@ def test_a_compiled_model_failing_at_its_first_call_trains_on_eagerly_with_the_s
     logs = []
     info = train_model(model, dataclasses.replace(cfg, compile=True), toy_split(8), None, _ctx(logs=logs))
     assert calls == [1] and info["compiled"] is False
-    assert any("torch.compile failed (RuntimeError: backend compiler failed); falling back to eager" in m
-               for m in logs)
+    assert any("torch.compile failed (RuntimeError: backend compiler failed); falling back to eager" in m for m in logs)
     assert _losses(info) == _losses(eager)
 
 
@@ -469,6 +541,7 @@ def test_a_diverging_step_is_not_mistaken_for_a_compile_failure(monkeypatch):
 
 
 # ------------------------------------------------------------------------------ batch source and curriculum
+
 
 def _numbered_videos(n: int = 5, t: int = 6):
     """Frame f of video i is filled with the value 10*i + f, so a clip shows where it came from."""
@@ -504,9 +577,15 @@ def _clip_run(ckdir=None, die_at=None, steps=5, curriculum=None):
     torch.manual_seed(0)
     model = ClipNet()
     split = _numbered_videos()
-    t = Dying(model, _cfg(steps=steps, batch_size=2, checkpoint_every=3), split, None, _ctx(ckdir),
-              source=ClipSource(split, torch.device("cpu"), 0, clip_length=1),
-              curriculum=curriculum or (lambda step: {"clip_length": 2 if step < 3 else 4}))
+    t = Dying(
+        model,
+        _cfg(steps=steps, batch_size=2, checkpoint_every=3),
+        split,
+        None,
+        _ctx(ckdir),
+        source=ClipSource(split, torch.device("cpu"), 0, clip_length=1),
+        curriculum=curriculum or (lambda step: {"clip_length": 2 if step < 3 else 4}),
+    )
     if die_at:
         t.die_at = die_at
     return t, model
@@ -532,17 +611,25 @@ def test_a_curriculum_may_grow_the_batch_and_an_unknown_setting_is_refused():
     t.run()
     assert [s[0] for s in model.shapes] == [1, 2, 3, 4]
     t, _ = _clip_run(curriculum=lambda step: {"frames_per_step": 3})
-    with pytest.raises(ValueError, match="'frames_per_step' is neither batch_size nor an attribute of the batch "
-                                         "source ClipSource"):
+    with pytest.raises(
+        ValueError, match="'frames_per_step' is neither batch_size nor an attribute of the batch source ClipSource"
+    ):
         t.run()
 
 
 # ------------------------------------------------------------------------------ phases
 
+
 def _phases(model: TwoStage) -> list[Phase]:
-    return [Phase("dvae", steps=4, module=model.tok, settings=_cfg(steps=4, lr=3e-2), validate=False),
-            Phase("main", steps=6, params=list(model.main.parameters()),
-                  settings=_cfg(steps=6, optimizer="rmsprop", lr=1e-2, batch_size=3))]
+    return [
+        Phase("dvae", steps=4, module=model.tok, settings=_cfg(steps=4, lr=3e-2), validate=False),
+        Phase(
+            "main",
+            steps=6,
+            params=list(model.main.parameters()),
+            settings=_cfg(steps=6, optimizer="rmsprop", lr=1e-2, batch_size=3),
+        ),
+    ]
 
 
 class PhaseSpy(Dying):
@@ -557,8 +644,9 @@ class PhaseSpy(Dying):
 def _two_phase(ckdir=None, die_at=None, init_seed=0, checkpoint_every=3):
     torch.manual_seed(init_seed)
     model = TwoStage()
-    t = PhaseSpy(model, _cfg(steps=10, checkpoint_every=checkpoint_every), toy_split(8), None, _ctx(ckdir),
-                 phases=_phases(model))
+    t = PhaseSpy(
+        model, _cfg(steps=10, checkpoint_every=checkpoint_every), toy_split(8), None, _ctx(ckdir), phases=_phases(model)
+    )
     if die_at:
         t.die_at = die_at
     return t, model
@@ -579,8 +667,10 @@ def test_two_phases_run_in_order_each_with_its_own_optimiser(uninterrupted):
     assert [p["phase"] for p in info["curve"]] == ["dvae"] * 4 + ["main"] * 6
     assert all(p["val_fg_ari"] is None for p in info["curve"])
     at_phase2 = t.seen[1]
-    tok, main = (lambda s: {k: v for k, v in s.items() if k.startswith("tok.")}), \
-        (lambda s: {k: v for k, v in s.items() if k.startswith("main.")})
+    tok, main = (
+        (lambda s: {k: v for k, v in s.items() if k.startswith("tok.")}),
+        (lambda s: {k: v for k, v in s.items() if k.startswith("main.")}),
+    )
     assert not _same_state(tok(at_phase2), tok(init)) and _same_state(main(at_phase2), main(init))  # phase 1
     final = _state(model)
     assert _same_state(tok(final), tok(at_phase2)) and not _same_state(main(final), main(at_phase2))  # phase 2
@@ -622,8 +712,11 @@ def test_a_checkpoint_from_another_phase_layout_is_refused(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         t.run()
     torch.manual_seed(0)
-    with pytest.raises(CheckpointError, match=r"does not fit this run \(ValueError: it stopped at step 6 in "
-                                              r"phase 1, but this run's phases end at steps \[10\]\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"does not fit this run \(ValueError: it stopped at step 6 in "
+        r"phase 1, but this run's phases end at steps \[10\]\)",
+    ):
         Trainer(TwoStage(), _cfg(steps=10), toy_split(8), None, _ctx(tmp_path)).run()
 
 
