@@ -195,7 +195,7 @@ class SplitScorer:
         base = {"masks", "video"} if kind == "video" else {"masks"}
         rows = catalogue.applicable(base)
         self.seg = M.SegmentationAccumulator(tuple(m.key for m in rows if m.family == "segmentation"))
-        # CLEAR-MOT, IDF1 and HOTA from one set of per-video IoU tables (metrics.md §6)
+        # CLEAR-MOT, IDF1 and HOTA from one set of per-video IoU tables (docs/metrics.md §6)
         self.track = M.TrackingAccumulator(hota=True) if kind == "video" else None
         self.mse = {r: M.MSEAccumulator(r) for r in ("mean", "sum")}
         self.lpips_nets = tuple(

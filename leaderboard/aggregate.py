@@ -11,7 +11,7 @@ Decisions (each stated once, here):
 - A failed record counts in ``n_failed`` of its (method, dataset, variant, split) group and never
   enters a mean (baselines.md, Slot Attention pitfalls: "keep failed runs in the results store").
 - ``std`` is the sample std over seeds (ddof=1); NaN when n = 1 and shown as "n=1".
-- A metric value that is null/NaN/inf in an ok record (e.g. LPIPS without weights, metrics.md §8) is
+- A metric value that is null/NaN/inf in an ok record (e.g. LPIPS without weights, docs/metrics.md §8) is
   *missing*: it is left out of the mean and of ``n`` and counted in ``n_missing``.
 """
 
@@ -277,7 +277,7 @@ def _mse_style(x: float) -> str:
     a = abs(x)
     if a == 0 or 1e-4 <= a < 100:  # the paper rows' precision: .0004 (Zablotskaia et al. 2020, Table 1)
         return "{:.4f}"
-    if a >= 100:  # mse_sum (metrics.md §7) is in the hundreds
+    if a >= 100:  # mse_sum (docs/metrics.md §7) is in the hundreds
         return "{:.1f}"
     return "{:.2e}"
 

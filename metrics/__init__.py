@@ -1,6 +1,6 @@
 """ocbench metrics: pure functions on batched id maps / images, plus streaming accumulators.
 
-Conventions: ``/work/shared/specs/metrics.md`` (cited as §n in the code). Inputs are numpy arrays or
+Conventions: ``docs/metrics.md`` (cited as §n in the code). Inputs are numpy arrays or
 torch tensors; per-sample results are float64 ``[B]`` of the same kind (torch on the input's
 device). ``lpips`` and ``LPIPSWeightsMissing`` live in ``metrics.perceptual`` and are loaded lazily, so
 ``import metrics`` never builds or loads a network.

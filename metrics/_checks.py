@@ -1,6 +1,6 @@
 """Input validation and array plumbing shared by every metric.
 
-Every public metric accepts numpy arrays or torch tensors. The rules (metrics.md §0):
+Every public metric accepts numpy arrays or torch tensors. The rules (docs/metrics.md §0):
 
 * ids are integer ``[B,T,H,W]`` (images: ``T = 1``), never negative, at most ``2**63 - 1`` (every
   count key is int64: larger uint64 ids are refused by name); 0 = background in the GT;

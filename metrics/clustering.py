@@ -1,4 +1,4 @@
-"""Dataset-level scores with a cluster-to-class mapping (metrics.md §4, §5).
+"""Dataset-level scores with a cluster-to-class mapping (docs/metrics.md §4, §5).
 
 * ``semantic_scores``: per-pixel GT classes vs predicted clusters, one global confusion matrix over
   the evaluation set, Hungarian mapping, global accuracy, mACC and mIoU with and without the

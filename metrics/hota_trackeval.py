@@ -1,5 +1,5 @@
 """HOTA, DetA, AssA, LocA (Luiten et al. 2021) with TrackEval's definitions (trackeval 1.3.0,
-``trackeval/metrics/hota.py``; metrics.md §6).
+``trackeval/metrics/hota.py``; docs/metrics.md §6).
 
 Per video, with ``S_t[i, j]`` the similarity (IoU) of GT detection ``i`` and predicted detection
 ``j`` in frame ``t`` (0 for pairs that do not overlap):

@@ -1,5 +1,5 @@
 """Identity metrics IDF1, IDP, IDR (Ristani et al. 2016), as py-motmetrics 1.4.0 computes them
-(metrics.md §6).
+(docs/metrics.md §6).
 
 Per video: ``tp[o, h]`` is the number of frames in which GT object ``o`` and hypothesis ``h`` are
 both present and may pair (their CLEAR-MOT distance is not forbidden: IoU at or above the

@@ -1,4 +1,4 @@
-"""Reconstruction error (metrics.md §7).
+"""Reconstruction error (docs/metrics.md §7).
 
 ``mse`` = mean of ``(x − y)²`` over C, H, W of each frame in [0, 1] (uint8 is divided by 255),
 then the mean over the frames of a video: ``F.mse_loss(reduction="mean")`` per image, the convention

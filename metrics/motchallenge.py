@@ -1,11 +1,11 @@
 """Box tracks: the input of the box entry points (``clear_mot_boxes``, ``hota_boxes``) and a reader
-of MOTChallenge text files (metrics.md §6).
+of MOTChallenge text files (docs/metrics.md §6).
 
 A video is scored from, per frame, ground-truth ids and float boxes and predicted ids and boxes.
 The box convention is never guessed: every scoring call names it (``box_format="xywh"`` for
 ``x, y, width, height`` or ``"x1y1x2y2"`` for the two corners), and a ``BoxTracks`` carries the
 format it was made with, which must equal the call's (a ``x1y1x2y2`` table read as ``xywh`` is the
-OCLF bug of metrics.md §9).
+OCLF bug of docs/metrics.md §9).
 
 One video of boxes is given as either
 

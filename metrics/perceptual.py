@@ -2,7 +2,7 @@
 
 ``d(x, y) = Σ_l mean_{h,w} Σ_c w_{l,c} (f̂^l_{chw}(x) − f̂^l_{chw}(y))²`` with channel-normalised
 features ``f̂ = f / (‖f‖_c + 1e-10)`` of five ReLU taps of an ImageNet AlexNet or VGG16 trunk and
-the v0.1 "lin" heads ``w_l ≥ 0`` (spec ``metrics.md`` §8).
+the v0.1 "lin" heads ``w_l ≥ 0`` (``docs/metrics.md`` §8).
 
 Why plain torch: the PyPI torchvision wheel does not import beside the CPU torch wheel, so
 ``import lpips`` (and torchmetrics' LPIPS) cannot be used (§8). The trunks below keep torchvision's

@@ -1,4 +1,4 @@
-"""Segmentation metrics: ARI / FG-ARI, object mIoU (two conventions) and mBO (metrics.md §0-§3).
+"""Segmentation metrics: ARI / FG-ARI, object mIoU (two conventions) and mBO (docs/metrics.md §0-§3).
 
 Every metric here is a function of one contingency table per sample, ``n[i, j]`` = number of
 counted points with GT id ``i`` and predicted id ``j`` (row 0 is always the GT background). The

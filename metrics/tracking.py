@@ -1,4 +1,4 @@
-"""Tracking metrics (metrics.md §6): CLEAR-MOT, IDF1/IDP/IDR and fragmentations (motmetrics
+"""Tracking metrics (docs/metrics.md §6): CLEAR-MOT, IDF1/IDP/IDR and fragmentations (motmetrics
 1.4.0), HOTA/DetA/AssA/LocA (TrackEval 1.3.0), from per-frame id maps or from float boxes.
 
 Entry points: ``clear_mot`` / ``hota`` (id maps), ``clear_mot_boxes`` / ``hota_boxes`` (per video,
@@ -993,7 +993,7 @@ def clear_mot(
     ocrb_frames: tuple[int, int] = (2, 10),
     hota: bool = False,
 ) -> dict:
-    """CLEAR-MOT over a set of videos (metrics.md §6).
+    """CLEAR-MOT over a set of videos (docs/metrics.md §6).
 
     Args:
         true_videos: int ``[B,T,H,W]`` or an iterable of int ``[T,H,W]`` GT ids (0 = background).

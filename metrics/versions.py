@@ -2,7 +2,7 @@
 
 Bump the number after ``/`` whenever a convention changes the values a metric returns
 (counted points, matching, aggregation, precision); the rest of the string says what it is.
-Sections (§) refer to ``specs/metrics.md``.
+Sections (§) refer to ``docs/metrics.md``.
 """
 
 from __future__ import annotations

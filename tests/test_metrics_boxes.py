@@ -1,4 +1,4 @@
-"""Tracking metrics of float boxes (metrics.md §6): the box entry point against py-motmetrics 1.4.0.
+"""Tracking metrics of float boxes (docs/metrics.md §6): the box entry point against py-motmetrics 1.4.0.
 
 References:
 * the MOTChallenge sequences TUD-Campus and TUD-Stadtmitte shipped inside motmetrics 1.4.0

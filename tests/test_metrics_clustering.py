@@ -1,4 +1,4 @@
-"""Clustering accuracy and semantic scores (metrics.md §4, §5, §10)."""
+"""Clustering accuracy and semantic scores (docs/metrics.md §4, §5, §10)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """HOTA, DetA, AssA, LocA against TrackEval 1.3.0, and the properties every tracking score must
-have (metrics.md §6, §10).
+have (docs/metrics.md §6, §10).
 
 Oracles: TrackEval's own MOTChallenge pipeline (``MotChallenge2DBox``, benchmark MOT15, its file
 reader and box IoU) on the TUD sequences shipped with motmetrics, and its ``HOTA`` / ``Identity``

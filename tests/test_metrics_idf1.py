@@ -1,4 +1,4 @@
-"""Identity metrics IDF1 / IDP / IDR and fragmentations (metrics.md §6).
+"""Identity metrics IDF1 / IDP / IDR and fragmentations (docs/metrics.md §6).
 
 Oracles: py-motmetrics 1.4.0 (``id_global_assignment``, ``num_fragmentations``) fed with the same
 per-frame inputs as ocbench, on the random id-map videos of ``test_metrics_tracking``; and

@@ -1,4 +1,4 @@
-"""MSE conventions (metrics.md §7, §10)."""
+"""MSE conventions (docs/metrics.md §7, §10)."""
 
 from __future__ import annotations
 

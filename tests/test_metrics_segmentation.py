@@ -1,4 +1,4 @@
-"""ARI / FG-ARI / mIoU / mBO against scikit-learn, brute force and a ClevrTex port (metrics.md §1-§3, §10)."""
+"""ARI / FG-ARI / mIoU / mBO against scikit-learn, brute force and a ClevrTex port (docs/metrics.md §1-§3, §10)."""
 
 from __future__ import annotations
 

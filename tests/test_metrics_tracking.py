@@ -1,4 +1,4 @@
-"""CLEAR-MOT against py-motmetrics 1.4.0 and an OCRB port (metrics.md §6, §10).
+"""CLEAR-MOT against py-motmetrics 1.4.0 and an OCRB port (docs/metrics.md §6, §10).
 
 The oracle is ``mm.MOTAccumulator(auto_id=True)`` fed with the same per-frame (objects,
 hypotheses, distances) as ocbench (``metrics.frame_inputs``); its IoU helper is not used (it calls

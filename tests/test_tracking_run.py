@@ -203,7 +203,7 @@ def test_count_figure_draws_the_tracking_headline(monkeypatch, tmp_path):
 
 
 def test_undefined_tracking_values_in_a_record():
-    """metrics.md §6.3/§6.4/§11: objects but nothing predicted -> idp and loca NaN, DetA/AssA/HOTA 0 (TrackEval's
+    """docs/metrics.md §6.3/§6.4/§11: objects but nothing predicted -> idp and loca NaN, DetA/AssA/HOTA 0 (TrackEval's
     guards), status no_detections; no GT and nothing predicted -> MOTA, IDF1 and the HOTA family NaN."""
     from benchmark.scoring import SplitScorer
 
