@@ -8,8 +8,9 @@ hidden sprite keeps its ``objects`` row with 0 pixels and visibility 0.
 Geometry (spec section 5; dSprites' own mapping is unknown, these are ocbench's estimates):
 - pixel (r, c) covers [c, c+1) x [r, r+1) and is tested at its centre (c + 0.5, r + 0.5);
 - a sprite's centre is ``x_px = 16 + 32 * x`` (column) and ``y_px = 16 + 32 * y`` (row, downwards);
-- at scale s the shape spans ``20 * s`` px: square side, ellipse major axis (minor = half of it),
-  heart bounding-box width (its height is 0.90 of that);
+- at scale s the shape spans ``20 * s`` px: square side, heart bounding-box width (its height is 0.90 of
+  that); the ellipse has semi-axes ``0.6375 * 20 * s`` (major) and ``0.361 * 20 * s`` px, i.e. it spans
+  about 25.5s x 14.4s px, larger than the square (see ``_ELLIPSE_SEMI_AXES``);
 - ``orientation`` rotates the shape counter-clockwise as seen on screen, in radians; at 0 the ellipse's
   major axis is horizontal and the heart's point is at the bottom.
 - Heart: the curve (16 sin^3 t, 13 cos t - 5 cos 2t - 2 cos 3t - cos 4t), bounding box centred on the
@@ -19,6 +20,7 @@ Geometry (spec section 5; dSprites' own mapping is unknown, these are ocbench's 
 Colours are stored as uint8 RGB (``objects/color`` [K, C], the exact pixel value of the sprite) and the
 background as ``objects/background_color`` [C] per sample.
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,14 +30,21 @@ import numpy as np
 
 from .core import DatasetSpec, Variant, register_dataset
 
-__all__ = ["SHAPES", "render_multi_dsprites", "heart_polygon", "hsv_to_rgb", "n_uniforms", "latents_from_uniforms",
-           "render"]
+__all__ = [
+    "SHAPES",
+    "render_multi_dsprites",
+    "heart_polygon",
+    "hsv_to_rgb",
+    "n_uniforms",
+    "latents_from_uniforms",
+    "render",
+]
 
 SHAPES = {1: "square", 2: "ellipse", 3: "heart"}
 _LUT_RES = 1024
 _HEART_VERTICES = 4096
 # Largest distance from the sprite centre to any shape point, in units of the base size at scale 1:
-# the square's corner (sqrt(2)/2) bounds the ellipse (0.5) and the heart (about 0.57).
+# the square's corner (sqrt(2)/2) bounds the ellipse (0.6375) and the heart (about 0.57).
 _MAX_RADIUS = math.sqrt(2) / 2 + 1e-6
 
 
@@ -86,8 +95,17 @@ def hsv_to_rgb(hsv: np.ndarray) -> np.ndarray:
     p = v * (1 - s)
     q = v * (1 - s * f)
     t = v * (1 - s * (1 - f))
-    table = np.stack([np.stack([v, t, p], -1), np.stack([q, v, p], -1), np.stack([p, v, t], -1),
-                      np.stack([p, q, v], -1), np.stack([t, p, v], -1), np.stack([v, p, q], -1)], -2)
+    table = np.stack(
+        [
+            np.stack([v, t, p], -1),
+            np.stack([q, v, p], -1),
+            np.stack([p, v, t], -1),
+            np.stack([p, q, v], -1),
+            np.stack([t, p, v], -1),
+            np.stack([v, p, q], -1),
+        ],
+        -2,
+    )
     return np.take_along_axis(table, i[..., None, None], axis=-2)[..., 0, :]
 
 
@@ -102,9 +120,19 @@ def _as_array(a, name: str, ndim: int) -> np.ndarray:
     return arr
 
 
-def render_multi_dsprites(shape, scale, orientation, x, y, colors, background, image_size: int = 64,
-                          base_size_px: float = 20.0, center_offset_px: float = 16.0,
-                          center_span_px: float = 32.0) -> tuple[np.ndarray, np.ndarray]:
+def render_multi_dsprites(
+    shape,
+    scale,
+    orientation,
+    x,
+    y,
+    colors,
+    background,
+    image_size: int = 64,
+    base_size_px: float = 20.0,
+    center_offset_px: float = 16.0,
+    center_span_px: float = 32.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Render images and visible-pixel masks from sprite latents.
 
     ``shape`` ``[n, K]`` codes 0..3 (0 = empty slot); ``scale``, ``orientation`` (radians), ``x``,
@@ -189,9 +217,19 @@ def _inside_square(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (np.abs(u) <= 0.5) & (np.abs(v) <= 0.5)
 
 
+# Semi-axes of the ellipse in units of the base size (major along u). Fitted to the dSprites ellipse in
+# `google-deepmind/dsprites-dataset:dsprites.gif` (frames 192-255: the ellipse at the six dSprites scales
+# 0.5..1 at position (0, 0), then at scale 1 through the 40 orientations). Rendered with this module's
+# rule (pixel centre inside), these semi-axes reproduce the six scale frames pixel for pixel (areas 76, 104,
+# 144, 184, 228, 288 px; boxes 12x8 .. 26x14 px) and each of the 40 rotated frames within 2 pixels; every
+# exact fit found lies within 0.6358..0.639 x 0.36025..0.36145. Version 1 drew the 2:1 ellipse inscribed in
+# the base square (semi-axes 0.5 x 0.25: 36 -> 160 px, about half the dSprites area).
+_ELLIPSE_SEMI_AXES = (0.6375, 0.361)
+
+
 def _inside_ellipse(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    # semi-axes 0.5 (major, along u) and 0.25: the 2:1 ellipse inscribed in the base square
-    return (u * 2.0) ** 2 + (v * 4.0) ** 2 <= 1.0
+    a, b = _ELLIPSE_SEMI_AXES
+    return (u / a) ** 2 + (v / b) ** 2 <= 1.0
 
 
 def _inside_heart(u: np.ndarray, v: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -205,10 +243,24 @@ def _inside_heart(u: np.ndarray, v: np.ndarray, lut: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------- sampling
 
+
 def _check_config(cfg: dict) -> dict:
-    need = ("image_size", "channels", "n_sprites", "latent_mode", "scale_range", "grid_sizes",
-            "base_size_px", "center_offset_px", "center_span_px", "color_mode", "hue_range",
-            "saturation_range", "value_range", "background_gray_range")
+    need = (
+        "image_size",
+        "channels",
+        "n_sprites",
+        "latent_mode",
+        "scale_range",
+        "grid_sizes",
+        "base_size_px",
+        "center_offset_px",
+        "center_span_px",
+        "color_mode",
+        "hue_range",
+        "saturation_range",
+        "value_range",
+        "background_gray_range",
+    )
     missing = [k for k in need if k not in cfg]
     if missing:
         raise ValueError(f"multi_dsprites config lacks {missing}")
@@ -247,7 +299,7 @@ def latents_from_uniforms(u: np.ndarray, cfg: dict) -> dict:
     k_max = int(cfg["n_sprites"][1])
     lo = int(cfg["n_sprites"][0])
     count = lo + np.floor(u[:, 0] * (k_max - lo + 1)).astype(np.int64)
-    sp = u[:, 1:1 + _PER_SPRITE * k_max].reshape(n, k_max, _PER_SPRITE)
+    sp = u[:, 1 : 1 + _PER_SPRITE * k_max].reshape(n, k_max, _PER_SPRITE)
     present = np.arange(k_max)[None, :] < count[:, None]
     shape = np.where(present, 1 + np.floor(sp[..., 0] * 3).astype(np.int64), 0)
     s_lo, s_hi = (float(v) for v in cfg["scale_range"])
@@ -275,9 +327,16 @@ def latents_from_uniforms(u: np.ndarray, cfg: dict) -> dict:
         color = np.full((n, k_max, c), 255, np.uint8)
         background = np.zeros((n, c), np.uint8)
     keep = present.astype(np.float64)
-    return {"count": count, "shape": shape, "scale": scale * keep, "orientation": orientation * keep,
-            "x": x * keep, "y": y * keep, "color": color * present[..., None].astype(np.uint8),
-            "background": background}
+    return {
+        "count": count,
+        "shape": shape,
+        "scale": scale * keep,
+        "orientation": orientation * keep,
+        "x": x * keep,
+        "y": y * keep,
+        "color": color * present[..., None].astype(np.uint8),
+        "background": background,
+    }
 
 
 def render(config: dict, seeds: np.ndarray) -> dict:
@@ -286,15 +345,24 @@ def render(config: dict, seeds: np.ndarray) -> dict:
     k_max = int(cfg["n_sprites"][1])
     n = len(seeds)
     d = n_uniforms(cfg)
-    u = np.array([np.random.default_rng(int(s)).random(d) for s in np.asarray(seeds, dtype=np.uint64)],
-                 dtype=np.float64).reshape(n, d)
+    u = np.array(
+        [np.random.default_rng(int(s)).random(d) for s in np.asarray(seeds, dtype=np.uint64)], dtype=np.float64
+    ).reshape(n, d)
     lat = latents_from_uniforms(u, cfg)
     shape = lat["shape"]
-    img, msk = render_multi_dsprites(shape, lat["scale"], lat["orientation"], lat["x"], lat["y"], lat["color"],
-                                     lat["background"], image_size=int(cfg["image_size"]),
-                                     base_size_px=float(cfg["base_size_px"]),
-                                     center_offset_px=float(cfg["center_offset_px"]),
-                                     center_span_px=float(cfg["center_span_px"]))
+    img, msk = render_multi_dsprites(
+        shape,
+        lat["scale"],
+        lat["orientation"],
+        lat["x"],
+        lat["y"],
+        lat["color"],
+        lat["background"],
+        image_size=int(cfg["image_size"]),
+        base_size_px=float(cfg["base_size_px"]),
+        center_offset_px=float(cfg["center_offset_px"]),
+        center_span_px=float(cfg["center_span_px"]),
+    )
     flat = msk.reshape(n, -1)
     pixels = np.stack([np.count_nonzero(flat == k + 1, axis=1) for k in range(k_max)], axis=1)
     present = shape > 0
@@ -334,22 +402,31 @@ _BASE = {
     "background_gray_range": (0.0, 1.0),
 }
 
-SPEC = register_dataset(DatasetSpec(
-    name="multi_dsprites",
-    version="1.0.0",
-    kind="image",
-    base_config=_BASE,
-    variants={
-        "colored_on_grayscale": Variant(description="2-5 sprites, random HSV colours on a random gray"),
-        "binarized": Variant(config={"channels": 1, "n_sprites": (2, 3), "color_mode": "white_on_black"},
-                             description="2-3 white sprites on black"),
-    },
-    default_variant="colored_on_grayscale",
-    sizes={"paper": {"train": 60000, "val": 1000, "test": 10000},
-           "quick": {"train": 5000, "val": 500, "test": 1000},
-           "smoke": {"train": 64, "val": 16, "test": 32}},
-    render=render,
-    views={"protocol320": ("test", 320)},
-    description="Multi-dSprites (IODINE App. B.2): squares, ellipses, hearts with occlusion; spec datasets.md §5",
-    chunk=1024,
-))
+# 1.1.0: the ellipse matches dSprites' (see _ELLIPSE_SEMI_AXES). A minor bump: the seeds (which hash the
+# major version only) and every latent are unchanged, so images without an ellipse keep their bytes
+# (tested); images with one get the larger ellipse, their masks and pixel counts with it.
+SPEC = register_dataset(
+    DatasetSpec(
+        name="multi_dsprites",
+        version="1.1.0",
+        kind="image",
+        base_config=_BASE,
+        variants={
+            "colored_on_grayscale": Variant(description="2-5 sprites, random HSV colours on a random gray"),
+            "binarized": Variant(
+                config={"channels": 1, "n_sprites": (2, 3), "color_mode": "white_on_black"},
+                description="2-3 white sprites on black",
+            ),
+        },
+        default_variant="colored_on_grayscale",
+        sizes={
+            "paper": {"train": 60000, "val": 1000, "test": 10000},
+            "quick": {"train": 5000, "val": 500, "test": 1000},
+            "smoke": {"train": 64, "val": 16, "test": 32},
+        },
+        render=render,
+        views={"protocol320": ("test", 320)},
+        description="Multi-dSprites (IODINE App. B.2): squares, ellipses, hearts with occlusion; spec datasets.md §5",
+        chunk=1024,
+    )
+)

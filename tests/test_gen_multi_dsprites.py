@@ -1,4 +1,5 @@
 """Multi-dSprites generator: geometry, occlusion, stored-split invariants, determinism (datasets.md §5)."""
+
 from __future__ import annotations
 
 import colorsys
@@ -10,9 +11,9 @@ import numpy as np
 import pytest
 
 import generators
-from tests._split_checks import assert_rows_regenerate
 from generators import core
 from generators.multi_dsprites import heart_polygon, hsv_to_rgb, render, render_multi_dsprites
+from tests._split_checks import assert_rows_regenerate
 
 NAME = "multi_dsprites"
 VARIANTS = ("colored_on_grayscale", "binarized")
@@ -51,11 +52,40 @@ def test_square_exact_pixels():
 def test_ellipse_axes_and_rotation_direction():
     _, m0 = draw(2)
     rows, cols = np.nonzero(m0)
-    assert (cols.min(), cols.max()) == (22, 41)  # major axis 20 px, horizontal at orientation 0
-    assert (rows.min(), rows.max()) == (27, 36)  # minor axis 10 px
-    assert abs(m0.sum() - np.pi * 10 * 5) < 8
+    assert (cols.min(), cols.max()) == (19, 44)  # major axis 2 * 12.75 px, horizontal at orientation 0
+    assert (rows.min(), rows.max()) == (25, 38)  # minor axis 2 * 7.22 px
+    assert abs(m0.sum() - np.pi * 12.75 * 7.22) < 8
     _, m90 = draw(2, orientation=np.pi / 2)
     np.testing.assert_array_equal(m90, np.rot90(m0))
+
+
+def test_ellipse_area_matches_dsprites_at_both_ends_of_the_scale_range():
+    """dSprites' ellipse (dsprites.gif, sprite centred on a pixel corner as at position 0): 76 px in a
+    12 x 8 box at scale 0.5 and 288 px in a 26 x 14 box at scale 1. Version 1 drew 36 -> 160 px."""
+    for scale, area, box in ((0.5, 76, (8, 12)), (1.0, 288, (14, 26))):
+        _, m = draw(2, scale=scale, x=0.0, y=0.0)
+        rows, cols = np.nonzero(m)
+        assert m.sum() == area
+        assert (rows.max() - rows.min() + 1, cols.max() - cols.min() + 1) == box
+        # anywhere, at any angle: the mean area is the continuous one, pi * 12.75 * 7.22 * s^2,
+        # within 2 %, and within 6 % of the dSprites figure
+        rng = np.random.default_rng(int(scale * 10))
+        n = 200
+        lat = [
+            np.full((n, 1), scale),
+            rng.uniform(0, 2 * np.pi, (n, 1)),
+            rng.uniform(0.1, 0.9, (n, 1)),
+            rng.uniform(0.1, 0.9, (n, 1)),
+        ]
+        _, ms = render_multi_dsprites(
+            np.full((n, 1), 2), *lat, np.full((n, 1, 1), 255, np.uint8), np.zeros((n, 1), np.uint8)
+        )
+        mean = ms.reshape(n, -1).astype(bool).sum(1).mean()
+        assert abs(mean / (np.pi * 12.75 * 7.22 * scale**2) - 1) < 0.02
+        assert abs(mean / area - 1) < 0.06
+    # the square and the heart keep their size (square 10 -> 20 px side; dSprites' heart spans 58 -> 222 px)
+    assert draw(1, scale=0.5, x=0.0, y=0.0)[1].sum() == 100 and draw(1, x=0.0, y=0.0)[1].sum() == 400
+    assert draw(3, scale=0.5, x=0.0, y=0.0)[1].sum() == 58 and draw(3, x=0.0, y=0.0)[1].sum() == 222
 
 
 def test_heart_orientation_and_area():
@@ -115,8 +145,12 @@ def test_grid_latent_mode():
     cfg = {**generators.get_spec(NAME).config(None, "train"), "latent_mode": "grid"}
     out = render(cfg, np.arange(400, dtype=np.uint64))
     on = out["objects/shape"] > 0
-    for field, grid in (("scale", np.linspace(0.5, 1, 6)), ("orientation", np.linspace(0, 2 * np.pi, 40)),
-                        ("x", np.linspace(0, 1, 32)), ("y", np.linspace(0, 1, 32))):
+    for field, grid in (
+        ("scale", np.linspace(0.5, 1, 6)),
+        ("orientation", np.linspace(0, 2 * np.pi, 40)),
+        ("x", np.linspace(0, 1, 32)),
+        ("y", np.linspace(0, 1, 32)),
+    ):
         vals = out[f"objects/{field}"][on].astype(np.float64)
         dist = np.abs(vals[:, None] - grid[None, :]).min(axis=1)
         assert dist.max() < 1e-6, field
