@@ -506,7 +506,9 @@ def _unit_main(unit: Unit, opts: RunOptions, blobs: list[bytes], msgs, out, thre
         torch.set_num_threads(threads)
     for blob in blobs:
         try:
-            obj = pickle.loads(blob)  # a method class registers itself by importing its module
+            # blobs the grid's own process pickled a moment ago (never a file's bytes); a method class
+            # registers itself by importing its module
+            obj = pickle.loads(blob)
         except Exception:
             continue
         if isinstance(obj, generators.DatasetSpec):

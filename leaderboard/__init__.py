@@ -18,29 +18,25 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .aggregate import (
+from .html import render_html
+from .labels import format_cell, main_metric, metric_kind
+from .paper import load_paper_rows
+from .records import check_record, read_records, validate_records
+from .tables import (
     REFERENCE_PROFILE,
     TIERS,
     aggregate,
     aggregate_by_length,
     build_tables,
-    check_record,
     failures,
-    format_cell,
     long_table,
-    main_metric,
-    metric_kind,
     read_leaderboard_csv,
-    read_records,
     run_meta,
     runs_frame,
     seed_values,
     tier_map,
     to_markdown,
-    validate_records,
 )
-from .html import render_html
-from .paper import load_paper_rows
 
 __all__ = [
     "REFERENCE_PROFILE",
@@ -149,7 +145,7 @@ def build(
     run and failure counts; split by column group past ten metrics), ``leaderboard.csv`` (long format,
     ``source`` = "ocbench" | "paper", ``tier``), ``index.html`` (self-contained, sortable) and
     ``figures/*.png``. Each table shows its rows in tiers (:data:`TIERS`, decided here from the
-    records, :func:`~leaderboard.aggregate.tier_map`): the papers' numbers, ocbench reference runs (records of the
+    records, :func:`~leaderboard.tables.tier_map`): the papers' numbers, ocbench reference runs (records of the
     ``paper`` profile), the user's runs, and, under a short profile, learned methods apart as a
     pipeline check (left out of the figures too). ``profile`` keeps that profile's records and, unless
     ``reference=False``, the reference records; ``paper=False`` leaves out the published rows. An

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .aggregate import (
+from .labels import (
     TRACKING_HEADLINE,
     MetricInfo,
     count_of_split,

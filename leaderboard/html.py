@@ -20,7 +20,8 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .aggregate import Row, Table, dataset_label, neutral_note, tier_title
+from .labels import dataset_label
+from .tables import Row, Table, neutral_note, tier_title
 
 _CSS = """
 :root { --fg:#1d2330; --muted:#5b6475; --line:#d9dee7; --head:#f2f4f8; --paper:#fff7e0; --paper-line:#e6c768;

@@ -13,17 +13,9 @@ import pytest
 
 import leaderboard
 from leaderboard import aggregate, build, load_paper_rows
-from leaderboard.aggregate import (
-    MetricInfo,
-    aggregate_by_length,
-    format_cell,
-    long_table,
-    main_metric,
-    metric_kind,
-    read_leaderboard_csv,
-    read_records,
-    seed_values,
-)
+from leaderboard.labels import MetricInfo, format_cell, main_metric, metric_kind
+from leaderboard.records import read_records
+from leaderboard.tables import aggregate_by_length, long_table, read_leaderboard_csv, seed_values
 from metrics.catalogue import CATALOGUE
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -17,7 +17,8 @@ import pytest
 
 import leaderboard
 from leaderboard import build, load_paper_rows
-from leaderboard.aggregate import MAX_METRIC_COLUMNS, aggregate, build_tables, run_meta, tier_map, validate_records
+from leaderboard.records import validate_records
+from leaderboard.tables import MAX_METRIC_COLUMNS, aggregate, build_tables, run_meta, tier_map
 from metrics.catalogue import CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -199,7 +199,7 @@ def test_count_figure_draws_the_tracking_headline(monkeypatch, tmp_path):
     ((rows, present, top),) = rows_drawn
     assert rows == ["mota", "idf1", "hota"] and present == ["hota", "idf1", "mota"]
     assert top == {"mota": 50.0, "idf1": 25.0, "hota": 75.0}  # fractions drawn in %
-    assert importlib.import_module("leaderboard.aggregate").COUNT_TABLE_METRICS[:3] == ("mota", "idf1", "hota")
+    assert importlib.import_module("leaderboard.labels").COUNT_TABLE_METRICS[:3] == ("mota", "idf1", "hota")
 
 
 def test_undefined_tracking_values_in_a_record():
