@@ -216,7 +216,16 @@ def cmd_run(a) -> int:
             get_method(m)
     from baselines.trainer import resolve_device  # the one device resolver (DeviceError is a ValueError)
 
-    device = str(resolve_device(a.device))
+    if a.launcher != "local" and a.device != "auto":
+        device = a.device  # the workers' device, checked where the units run, not on this (login) machine
+    elif a.launcher != "local" and a.gpus_per_unit is not None:
+        device = "cuda" if a.gpus_per_unit > 0 else "cpu"
+    else:
+        device = str(resolve_device(a.device))
+    gpus = a.gpus_per_unit if a.gpus_per_unit is not None else int(device.startswith("cuda"))
+    if a.retries < 0:
+        print("error: --retries must be 0 or more", file=sys.stderr)
+        return 2
     units, incompatible = runner.plan(method_names, datasets, a.profile, a.seeds)
     opts = runner.RunOptions(
         profile=a.profile,
@@ -234,10 +243,25 @@ def cmd_run(a) -> int:
         workers=a.workers,
         progress=not a.no_progress,
         replace_builtin=a.replace_builtin,
+        retries=a.retries,
+    )
+    from .launchers import make_launcher
+
+    launcher = make_launcher(
+        a.launcher,
+        address=a.ray_address,
+        cpus_per_unit=a.cpus_per_unit,
+        gpus_per_unit=gpus,
+        partition=a.slurm_partition,
+        time_min=a.slurm_time,
+        array_parallelism=a.slurm_array_parallelism,
+        folder=Path(a.slurm_folder) if a.slurm_folder else Path(a.work_dir) / "slurm",
+        setup=tuple(a.slurm_setup or ()),
+        cluster=a.slurm_executor,
     )
     if incompatible and a.verbose:
         print("not compatible (left out): " + "; ".join(incompatible), file=sys.stderr)
-    summary = runner.run_grid(units, opts, jobs=a.jobs)
+    summary = runner.run_grid(units, opts, jobs=a.jobs, launcher=launcher)
     lb_error = None
     if not a.no_leaderboard:
         try:  # the runs are stored whatever happens here: the summary below is always printed
@@ -408,6 +432,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wall-clock limit per unit (its own process: fit and scoring), after which it is killed "
         "and recorded as failed; 0 = no limit (default: the profile's)",
+    )
+    p.add_argument(
+        "--launcher",
+        default="local",
+        choices=("local", "ray", "slurm"),
+        help="where units run: processes here (--jobs), one Ray task each, or one Slurm array job (submitit)",
+    )
+    p.add_argument("--retries", type=int, default=0, help="run a unit with a failed record again, up to N times")
+    p.add_argument("--ray-address", default=None, help="Ray cluster to use (default: start a local one)")
+    p.add_argument("--cpus-per-unit", type=int, default=1, help="CPUs each Ray task or Slurm task asks for")
+    p.add_argument(
+        "--gpus-per-unit", type=int, default=None, help="GPUs each Ray or Slurm task asks for (default: 1 on CUDA)"
+    )
+    p.add_argument("--slurm-partition", default=None)
+    p.add_argument("--slurm-time", type=int, default=60, metavar="MINUTES", help="Slurm time limit per unit")
+    p.add_argument("--slurm-array-parallelism", type=int, default=32, metavar="N", help="array tasks running at once")
+    p.add_argument("--slurm-folder", default=None, help="submitit's job files and logs (default: WORK_DIR/slurm)")
+    p.add_argument(
+        "--slurm-setup", action="append", help="a shell line each Slurm task runs first (module load, activate)"
+    )
+    p.add_argument(
+        "--slurm-executor",
+        default="slurm",
+        choices=("slurm", "local"),
+        help="local: submitit's local executor runs the same array jobs on this machine (no Slurm)",
     )
     p.add_argument("--retry-failed", action="store_true")
     p.add_argument("--force", action="store_true", help="re-run even what is in the store")

@@ -170,6 +170,7 @@ class RunOptions:
     # wall-clock seconds per unit (fit and scoring, in its own process); None: the profile's; 0: no limit
     unit_timeout_s: float | None = None
     replace_builtin: bool = False  # plugins may replace built-in methods (--replace-builtin), in workers too
+    retries: int = 0  # a unit with a failed record runs again, up to this many more times (--retries)
     # what ``profile`` means for the run (seeds, budgets, caps), resolved once here and carried to every unit
     run_profile: RunProfile = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -636,14 +637,105 @@ class _UnitProcess:
         self.proc.join(timeout=1)
 
 
+@dataclasses.dataclass
+class UnitOutcome:
+    """What one unit's job reports back to the grid (from this machine, a Ray task or a Slurm array task)."""
+
+    unit: Unit
+    records: list[dict] = dataclasses.field(default_factory=list)
+    store_error: str | None = None
+    skipped: bool = False  # the job found the unit's records already stored (a resubmitted or requeued job)
+    tries: int = 0
+    error: str | None = None  # the job itself failed (set by a launcher): the grid records the splits it lacks
+
+
+def _log_err(s: str) -> None:
+    print(s, file=sys.stderr, flush=True)
+
+
+def run_isolated(
+    unit: Unit, opts: RunOptions, limit: float | None, threads: int | None = None, log: Callable[[str], None] = _log_err
+) -> UnitOutcome:
+    """One try of a unit in its own process under ``limit`` seconds, as the local grid runs it; a process that
+    dies leaves failed records (written here) for the splits it did not record."""
+    import multiprocessing.connection
+
+    job = _UnitProcess(_mp_context(), unit, opts, limit, threads)
+    try:
+        while not job.finished:
+            now = time.monotonic()
+            wait = job.deadline - now if job.deadline is not None and job.ended_at is None else None
+            wait = job.ended_at + _DRAIN_S - now if job.ended_at is not None else wait
+            job.pump(multiprocessing.connection.wait(job.waitables(), timeout=max(0.0, wait) if wait else None))
+    finally:
+        _kill_group(job.proc)
+        job.close()
+    out = UnitOutcome(unit, list(job.records), store_error=job.store_error, tries=1)
+    if not job.done and not job.store_error:
+        why = job.reason()
+        log(f"  FAILED {unit.label}: {why}")
+        tail = job.last_output()
+        err = why + (f"\nlast output of the unit:\n{tail}" if tail else "")
+        have = {r["split"] for r in job.records}
+        store = ResultsStore(opts.results)
+        for rec in failed_records(unit, opts, err, phase=job.phase):
+            if rec["split"] not in have:
+                try:
+                    _write(store, rec)
+                except StoreWriteError as e:
+                    out.store_error = str(e)
+                    break
+                out.records.append(rec)
+    return out
+
+
+def unit_job(
+    unit: Unit,
+    opts: RunOptions,
+    limit: float | None,
+    threads: int | None = None,
+    blobs: Sequence[bytes] = (),
+) -> UnitOutcome:
+    """One unit as one idempotent job, the body of a Ray task or a Slurm array task.
+
+    It skips itself when the unit's records are stored (a job requeued or resubmitted after it finished),
+    runs the unit in a process of its own (the wall-clock limit, a crash recorded as a failed record), and
+    runs it again while a record is failed, up to ``opts.retries`` more times: the last try's records stay.
+    """
+    for p in opts.plugins:  # a fresh worker knows only the built-in registry
+        load_plugin(p, replace_builtin=opts.replace_builtin)
+    for blob in blobs:  # the grid's dataset spec wins, as in a unit's own process
+        try:
+            obj = pickle.loads(blob)  # pickled by the grid's own process (launchers), never a file's bytes
+        except Exception:
+            continue
+        if isinstance(obj, generators.DatasetSpec):
+            generators.register_dataset(obj, replace=True)
+    store = ResultsStore(opts.results)
+    if not opts.force and unit_done(unit, opts, store):
+        _log_err(f"  {unit.label}: already in the store, skipped")
+        return UnitOutcome(unit, skipped=True)
+    out = UnitOutcome(unit)
+    for attempt in range(1, max(0, opts.retries) + 2):
+        out = dataclasses.replace(run_isolated(unit, opts, limit, threads), tries=attempt)
+        if out.store_error or (out.records and all(r["status"] == "ok" for r in out.records)):
+            break
+        if attempt <= opts.retries:
+            _log_err(f"  retrying {unit.label} (try {attempt + 1} of {opts.retries + 1})")
+    return out
+
+
 def run_grid(
     units: Sequence[Unit],
     opts: RunOptions,
     jobs: int = 1,
     log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+    launcher=None,
 ) -> dict:
     """Run every unit not yet done, each in its own process, ``jobs`` at a time.
 
+    ``launcher`` (``benchmark.launchers``; None: this machine) runs the units elsewhere instead, one job per
+    unit (:func:`unit_job`), and hands back each :class:`UnitOutcome` as it ends; data is made here first.
     Returns a summary {planned, skipped, ran, ok, failed, failures, seconds, store_error, not_run}.
     """
     store = ResultsStore(opts.results)
@@ -731,17 +823,21 @@ def run_grid(
 
     import multiprocessing.connection
 
+    if launcher is not None and todo:
+        return _run_launched(launcher, units, todo, skipped, opts, limit, log, t_start, ok, failed, failures)
     ctx = _mp_context()
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
     pending = collections.deque(todo)
     running: list[_UnitProcess] = []
     started = finished = 0
+    tries: collections.Counter = collections.Counter()
     try:
         while running or (pending and store_error is None):
             while pending and store_error is None and len(running) < max(1, jobs):
                 unit = pending.popleft()
-                started += 1
-                log(f"[{started}/{len(todo)}] {unit.label}")
+                tries[unit] += 1
+                started += tries[unit] == 1
+                log(f"[{started}/{len(todo)}] {unit.label}" + (f" (try {tries[unit]})" if tries[unit] > 1 else ""))
                 running.append(_UnitProcess(ctx, unit, opts, limit, threads))
             now = time.monotonic()
             waits = [j.deadline - now for j in running if j.deadline is not None and j.ended_at is None]
@@ -754,6 +850,11 @@ def run_grid(
                 if j.finished:
                     running.remove(j)
                     j.close()
+                    failed_try = not j.done or any(r["status"] != "ok" for r in j.records)
+                    if failed_try and not j.store_error and tries[j.unit] <= opts.retries:
+                        log(f"  retrying {j.unit.label} (try {tries[j.unit] + 1} of {opts.retries + 1})")
+                        pending.appendleft(j.unit)  # its failed records stay until a try does better
+                        continue
                     finished += 1
                     account(j, finished)
     finally:  # an interrupt (Ctrl-C reaches only the grid: units have their own groups) ends every unit
@@ -783,6 +884,53 @@ def run_grid(
         "seconds": round(time.time() - t_start, 1),
         "store_error": store_error,
         "not_run": not_run,
+    }
+
+
+def _run_launched(launcher, units, todo, skipped, opts, limit, log, t_start, ok, failed, failures) -> dict:
+    """The grid's accounting for units run by a launcher: records counted, a failed job's splits recorded."""
+    store = ResultsStore(opts.results)
+    store_error = None
+    skipped_before = skipped
+    for i, out in enumerate(launcher.run(todo, opts, limit, log), 1):
+        unit = out.unit
+        if out.store_error:
+            store_error = store_error or out.store_error
+        if out.skipped:
+            skipped += 1
+        elif out.error and not out.store_error:  # the job died (node lost, cancelled): its missing splits
+            err = f"the {launcher.name} job of the unit failed: {out.error}"
+            log(f"  FAILED {unit.label}: {err.splitlines()[0]}")
+            have = {r["split"] for r in out.records}
+            for rec in failed_records(unit, opts, err, phase="job"):
+                if rec["split"] not in have and store_error is None:
+                    try:
+                        _write(store, rec)
+                        out.records.append(rec)
+                    except StoreWriteError as e:
+                        store_error = str(e)
+        for r in out.records:
+            if r["status"] == "ok":
+                ok += 1
+            else:
+                failed += 1
+                failures.append(f"{r['run_id']}: {r['error'].splitlines()[0] if r.get('error') else '?'}")
+        elapsed = time.time() - t_start
+        state = "skipped" if out.skipped else f"{sum(r['status'] == 'ok' for r in out.records)} ok"
+        tries = f", {out.tries} tries" if out.tries > 1 else ""
+        log(f"[{i}/{len(todo)}] done {unit.label} ({state}{tries}; elapsed {_fmt(elapsed)})")
+    if store_error is not None:
+        log(f"error: {store_error}; the records before it are stored. Free space and run again.")
+    return {
+        "planned": len(units),
+        "skipped": skipped,
+        "ran": len(todo) - (skipped - skipped_before),
+        "ok": ok,
+        "failed": failed,
+        "failures": failures,
+        "seconds": round(time.time() - t_start, 1),
+        "store_error": store_error,
+        "not_run": 0,
     }
 
 
