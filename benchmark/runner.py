@@ -488,6 +488,19 @@ def _registry_blobs(unit: Unit) -> list[bytes]:
     return out
 
 
+def _restore_registry(blobs: Sequence[bytes]) -> None:
+    """Register again what :func:`_registry_blobs` pickled: the dataset spec the grid ran with wins (a method
+    class registers itself when its module is imported while unpickling). The blobs were made by the grid's
+    own process for this one (a unit's process, a Ray or Slurm job), never read from a file."""
+    for blob in blobs:
+        try:
+            obj = pickle.loads(blob)
+        except Exception:
+            continue
+        if isinstance(obj, generators.DatasetSpec):
+            generators.register_dataset(obj, replace=True)
+
+
 def _unit_main(unit: Unit, opts: RunOptions, blobs: list[bytes], msgs, out, threads: int | None) -> None:
     """The body of a unit's own process: events go to the grid over ``msgs``, all output (fd 1 and 2,
     so C code and a segfault's stack too) over ``out``."""
@@ -505,15 +518,7 @@ def _unit_main(unit: Unit, opts: RunOptions, blobs: list[bytes], msgs, out, thre
         import torch
 
         torch.set_num_threads(threads)
-    for blob in blobs:
-        try:
-            # blobs the grid's own process pickled a moment ago (never a file's bytes); a method class
-            # registers itself by importing its module
-            obj = pickle.loads(blob)
-        except Exception:
-            continue
-        if isinstance(obj, generators.DatasetSpec):
-            generators.register_dataset(obj, replace=True)  # the spec the grid ran with wins
+    _restore_registry(blobs)
 
     def send(kind: str, value) -> None:
         msgs.send((kind, value))
@@ -704,13 +709,7 @@ def unit_job(
     """
     for p in opts.plugins:  # a fresh worker knows only the built-in registry
         load_plugin(p, replace_builtin=opts.replace_builtin)
-    for blob in blobs:  # the grid's dataset spec wins, as in a unit's own process
-        try:
-            obj = pickle.loads(blob)  # pickled by the grid's own process (launchers), never a file's bytes
-        except Exception:
-            continue
-        if isinstance(obj, generators.DatasetSpec):
-            generators.register_dataset(obj, replace=True)
+    _restore_registry(blobs)
     store = ResultsStore(opts.results)
     if not opts.force and unit_done(unit, opts, store):
         _log_err(f"  {unit.label}: already in the store, skipped")
