@@ -9,7 +9,6 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -20,7 +19,7 @@ from baselines.base import FitContext
 from baselines.trainer import CHECKPOINT_NAME, TrainSettings, train_model
 from benchmark.cli import main
 from benchmark.store import ResultsStore
-from generators.core import DatasetSpec, Variant, register_dataset
+from tests._toys import green_square, register_square_toy
 from tests.test_baselines_learned import toy_split
 
 
@@ -142,29 +141,7 @@ def test_a_full_disk_while_checkpointing_keeps_the_last_checkpoint_and_leaves_no
 # ------------------------------------------------------------------------------ through the run
 
 
-def _render(cfg, seeds):
-    n = len(seeds)
-    video = np.zeros((n, 1, 8, 8, 3), np.uint8)
-    masks = np.zeros((n, 1, 8, 8), np.uint8)
-    for i, s in enumerate(seeds):
-        r, c = np.random.default_rng(int(s)).integers(0, 5, 2)
-        video[i, 0, r : r + 3, c : c + 3] = (0, 255, 0)
-        masks[i, 0, r : r + 3, c : c + 3] = 1
-    return {"video": video, "masks": masks, "objects/n_objects": np.ones(n, np.int16)}
-
-
-register_dataset(
-    DatasetSpec(
-        name="_toyckpt",
-        version="1.0.0",
-        kind="image",
-        base_config={},
-        variants={"default": Variant()},
-        default_variant="default",
-        sizes={p: {"train": 4, "val": 2, "test": 2} for p in ("smoke", "quick", "paper")},
-        render=_render,
-    )
-)
+register_square_toy("_toyckpt", green_square, n_test=2)
 
 PLUGIN = textwrap.dedent("""
     import dataclasses

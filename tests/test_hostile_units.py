@@ -8,40 +8,15 @@ import signal
 import textwrap
 import time
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmark.cli import main
 from benchmark.store import ResultsStore
-from generators.core import DatasetSpec, Variant, register_dataset
+from tests._toys import red_square, register_square_toy
 
-
-def _render(cfg, seeds):
-    """One red 3x3 square per 8x8 image, placed by the sample's seed (id 1)."""
-    n = len(seeds)
-    video = np.zeros((n, 1, 8, 8, 3), np.uint8)
-    masks = np.zeros((n, 1, 8, 8), np.uint8)
-    for i, s in enumerate(seeds):
-        r, c = np.random.default_rng(int(s)).integers(0, 5, 2)
-        video[i, 0, r : r + 3, c : c + 3] = (255, 0, 0)
-        masks[i, 0, r : r + 3, c : c + 3] = 1
-    return {"video": video, "masks": masks, "objects/n_objects": np.ones(n, np.int16)}
-
-
-register_dataset(
-    DatasetSpec(
-        name="_toyhostile",
-        version="1.0.0",
-        kind="image",
-        base_config={},
-        variants={"default": Variant()},
-        default_variant="default",
-        sizes={p: {"train": 4, "val": 2, "test": 4} for p in ("smoke", "quick", "paper")},
-        render=_render,
-    )
-)
+register_square_toy("_toyhostile", red_square, n_test=4)
 
 # ``hostile`` misbehaves as its config says; ``steady`` always works (it shows the grid went on). A
 # hostile act that would take the test process with it (a signal, a hang, a patched fsync) is refused
